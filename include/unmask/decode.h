@@ -1,0 +1,81 @@
+// unmask/decode.h — reference decoders (denoising policies) over a logit source.
+//
+// Decoders never see the model: they ask a LogitSource for logits at canvas
+// slots (the source applies the model's logit shift). This keeps every decoder
+// testable on crafted logits. Decoders own their canvas; callbacks borrow it
+// for the duration of the call only.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace unmask {
+
+struct Model;
+
+// Scores slots of one or more equal-length canvases in one model call.
+// out is resized to [canvases.size()][slots.size()][vocab] (row-major, f32).
+struct LogitSource {
+  int vocab = 0;
+  std::function<void(const std::vector<std::vector<int32_t>>& canvases, const std::vector<int32_t>& slots,
+                     std::vector<float>& out)>
+      score;
+};
+
+// A LogitSource running the model's forward (full recompute, LM head only on the
+// rows that score `slots`). Borrows `model`.
+LogitSource model_logit_source(const Model& model);
+
+// Emitted after every denoising step. `canvas` is the canvas after the step;
+// `committed` lists the slots written this step.
+struct StepEvent {
+  int step = 0;
+  int total_steps = 0;  // best estimate; 0 when unknown
+  const std::vector<int32_t>* canvas = nullptr;
+  std::vector<int32_t> committed;
+  int prompt_length = 0;
+  int32_t mask_id = -1;
+};
+using StepCallback = std::function<void(const StepEvent&)>;
+
+// ---- ML-GSAI/LLaDA generate.py::generate -----------------------------------------
+enum class Remasking { kLowConfidence, kRandom };
+
+struct LladaGenerateOptions {
+  int gen_length = 128, steps = 128, block_length = 128;
+  double temperature = 0.0;   // >0: Gumbel-max in float64
+  double cfg_scale = 0.0;     // >0: classifier-free guidance (prompt slots masked in the uncond canvas)
+  Remasking remasking = Remasking::kLowConfidence;
+  int32_t mask_id = -1;
+  bool logits_eos_inf = false;          // EOS logit -> -inf before argmax
+  bool confidence_eos_eot_inf = false;  // see model-zoo.md: reference's chained assignment
+  int32_t eos_id = -1, eot_id = -1;
+  uint64_t seed = 0;
+};
+// Returns the final canvas [prompt | gen_length]. Throws Error on invalid options
+// (gen_length % block_length, steps % num_blocks, missing mask id).
+std::vector<int32_t> llada_generate(const LogitSource& src, const std::vector<int32_t>& prompt,
+                                    const LladaGenerateOptions& opt, const StepCallback& on_step = {});
+
+// ---- Dream DreamGenerationMixin.diffusion_generate ----------------------------------
+enum class DreamAlg { kOrigin, kMaskgitPlus, kTopkMargin, kEntropy };
+
+struct DreamGenerateOptions {
+  int max_new_tokens = 512, steps = 512;
+  double eps = 1e-3;
+  double temperature = 0.0;
+  double top_p = 1.0;   // applied when < 1
+  int top_k = 0;        // 0 = none; Dream's HF path inherits 50 when not passed
+  DreamAlg alg = DreamAlg::kOrigin;
+  double alg_temp = 0.0;
+  int32_t mask_id = -1;
+  uint64_t seed = 0;
+};
+std::vector<int32_t> dream_generate(const LogitSource& src, const std::vector<int32_t>& prompt,
+                                    const DreamGenerateOptions& opt, const StepCallback& on_step = {});
+
+bool parse_remasking(const std::string& s, Remasking* out);
+bool parse_dream_alg(const std::string& s, DreamAlg* out);
+
+}  // namespace unmask

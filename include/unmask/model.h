@@ -1,0 +1,116 @@
+// unmask/model.h — loaded models and the forward pass.
+//
+// A Model owns: its parsed config, a shared_ptr to the TensorStore (the mmapped
+// weight files) and any repacked weight panels. Its weight structs are
+// non-owning TensorViews into those. Families (llada, dream, ...) differ only in
+// how names/config fields bind to these structs and in the flags of ModelConfig;
+// the forward is one function built from shared blocks.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "unmask/safetensors.h"
+#include "unmask/tensor.h"
+
+namespace unmask {
+
+// How RoPE is rounded when activations are bf16.
+enum class RopePrecision : uint8_t {
+  kF32,             // LLaDA rope_full_precision: q/k upcast, rotate in f32, cast back
+  kCastCosSin,      // HF Qwen/Llama: cos/sin computed in f32, cast to activation dtype, rotate there
+};
+
+struct SpecialTokens {  // -1 = the model has none
+  int32_t mask = -1, bos = -1, eos = -1, pad = -1, eot = -1;
+};
+
+struct ModelConfig {
+  std::string family;        // registry key: "llada", "dream"
+  std::string architecture;  // config.json architectures[0]
+  int hidden = 0, n_layers = 0, n_heads = 0, n_kv_heads = 0, head_dim = 0, ffn = 0, vocab = 0;
+  float rms_eps = 1e-5f;
+  double rope_theta = 10000.0;
+  RopePrecision rope_precision = RopePrecision::kF32;
+  bool qkv_bias = false;
+  // Logit contract: slot p is scored by hidden row p - logit_shift (row 0 scores slot 0
+  // when shifted). LLaDA 0, Dream 1.
+  int logit_shift = 0;
+  int64_t max_context = 0;
+  SpecialTokens special;
+};
+
+// Generation defaults from generation_config.json (absent fields stay unset).
+struct GenerationDefaults {
+  bool has_temperature = false, has_top_p = false, has_top_k = false, has_steps = false, has_alg = false;
+  double temperature = 0, top_p = 1;
+  int top_k = 0, steps = 0;
+  std::string alg;
+  std::vector<int32_t> eos_ids;
+};
+
+struct LayerWeights {
+  TensorView attn_norm;        // [hidden]
+  TensorView wq, wk, wv;       // [heads*hd, hidden], [kv*hd, hidden], [kv*hd, hidden]
+  TensorView bq, bk, bv;       // biases (empty when !qkv_bias)
+  TensorView wo;               // [hidden, heads*hd]
+  TensorView ffn_norm;         // [hidden]
+  TensorView w_gate, w_up;     // [ffn, hidden]   (SiLU on gate)
+  TensorView w_down;           // [hidden, ffn]
+};
+
+struct ModelWeights {
+  TensorView embed;            // [vocab, hidden]
+  std::vector<LayerWeights> layers;
+  TensorView final_norm;       // [hidden]
+  TensorView lm_head;          // [vocab, hidden]
+};
+
+struct Model {
+  ModelConfig config;
+  GenerationDefaults generation;
+  ModelWeights weights;
+  DType weight_dtype = DType::F32;  // dtype of the matmul weights (F32 or BF16)
+  std::string dir;                  // model folder
+  std::shared_ptr<TensorStore> store;
+  // Backing memory for weights not used in place (e.g. in-memory random models).
+  std::vector<std::vector<uint8_t>> owned;
+};
+
+struct LoadOptions {
+  std::string weights_file;  // empty: the folder's default (index / model.safetensors)
+};
+
+// Loads config.json (+ generation_config.json) and binds the weights of a model
+// folder. Throws Error naming the file / field / tensor on any problem.
+std::unique_ptr<Model> load_model(const std::string& dir, const LoadOptions& options = {});
+
+// One model call. Rows of all sequences are concatenated; attention is full
+// bidirectional inside each sequence [seq_offsets[i], seq_offsets[i+1]).
+struct ForwardBatch {
+  std::vector<int32_t> tokens;       // [n] token ids
+  std::vector<int32_t> positions;    // [n] absolute positions (RoPE)
+  std::vector<int32_t> seq_offsets;  // [n_seq + 1], starts at 0, ends at n; empty = one sequence
+  std::vector<int32_t> logit_rows;   // hidden rows to run the LM head on
+  bool capture_hidden = false;       // also return every layer's input + the final norm output
+};
+
+struct ForwardOutput {
+  std::vector<float> logits;  // [logit_rows.size(), vocab], raw (unshifted) rows
+  std::vector<float> hidden;  // [n_layers + 1, n, hidden] when capture_hidden
+  double flops = 0;           // multiply-adds x 2 performed
+  double weight_bytes = 0;    // weight bytes read
+};
+
+// Validates token ids / positions / rows (throws Error on bad input), then runs.
+void forward(const Model& model, const ForwardBatch& batch, ForwardOutput* out);
+
+// Hidden row that scores canvas slot `slot` under the model's logit shift.
+inline int logit_row_for_slot(const ModelConfig& c, int slot) {
+  return slot - c.logit_shift < 0 ? slot : slot - c.logit_shift;
+}
+
+int64_t parameter_count(const Model& model);
+
+}  // namespace unmask
