@@ -38,6 +38,7 @@ struct ModelConfig {
   // when shifted). LLaDA 0, Dream 1.
   int logit_shift = 0;
   int64_t max_context = 0;
+  bool tied_embeddings = false;  // LM head reuses the embedding table
   SpecialTokens special;
 };
 

@@ -1,0 +1,134 @@
+// load_model: config.json -> family -> ModelConfig; weights bound from the
+// folder's safetensors; generation_config.json and the tokenizer files fill in
+// generation defaults and special-token roles the config does not carry.
+#include <filesystem>
+
+#include "io/json_file.h"
+#include "models/registry.h"
+#include "unmask/error.h"
+#include "unmask/model.h"
+
+namespace unmask {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+void validate_config(const ModelConfig& c, const std::string& file) {
+  auto positive = [&](int v, const char* what) {
+    if (v <= 0) throw Error(file + ": " + what + " must be positive, got " + std::to_string(v));
+  };
+  positive(c.hidden, "hidden size");
+  positive(c.n_layers, "layer count");
+  positive(c.n_heads, "head count");
+  positive(c.n_kv_heads, "kv head count");
+  positive(c.ffn, "MLP size");
+  positive(c.vocab, "vocabulary size");
+  positive(c.head_dim, "head dim");
+  if (c.n_heads % c.n_kv_heads != 0)
+    throw Error(file + ": " + std::to_string(c.n_heads) + " heads not divisible by " + std::to_string(c.n_kv_heads) +
+                " kv heads");
+  if (c.head_dim % 2 != 0) throw Error(file + ": head dim " + std::to_string(c.head_dim) + " must be even for RoPE");
+  const auto in_vocab = [&](int32_t id, const char* role) {
+    if (id >= c.vocab) throw Error(file + ": " + role + " token id " + std::to_string(id) + " >= vocab " + std::to_string(c.vocab));
+  };
+  in_vocab(c.special.mask, "mask");
+  in_vocab(c.special.eos, "eos");
+  in_vocab(c.special.bos, "bos");
+  in_vocab(c.special.pad, "pad");
+}
+
+void read_generation_config(const std::string& path, GenerationDefaults& g) {
+  if (!fs::exists(path)) return;
+  const nlohmann::json j = read_json_file(path);
+  JsonFields f(j, path);
+  if ((g.has_temperature = f.has("temperature"))) g.temperature = f.number("temperature");
+  if ((g.has_top_p = f.has("top_p"))) g.top_p = f.number("top_p");
+  if ((g.has_top_k = f.has("top_k"))) g.top_k = int(f.integer("top_k"));
+  if ((g.has_steps = f.has("steps"))) g.steps = int(f.integer("steps"));
+  if ((g.has_alg = f.has("alg"))) g.alg = f.string_or("alg", "");
+  if (f.has("eos_token_id")) {
+    const auto& e = j.at("eos_token_id");
+    if (e.is_number_integer()) g.eos_ids.push_back(e.get<int32_t>());
+    if (e.is_array())
+      for (const auto& v : e)
+        if (v.is_number_integer()) g.eos_ids.push_back(v.get<int32_t>());
+  }
+}
+
+// Special-token roles the config lacks, from tokenizer.json's added tokens and
+// tokenizer_config.json's role strings (bos_token, mask_token, ...).
+void fill_special_tokens_from_tokenizer(const std::string& dir, SpecialTokens& s) {
+  const std::string tok_path = dir + "/tokenizer.json", cfg_path = dir + "/tokenizer_config.json";
+  if (!fs::exists(tok_path)) return;
+  const nlohmann::json tok = read_json_file(tok_path);
+  auto id_of = [&](const std::string& content) -> int32_t {
+    auto it = tok.find("added_tokens");
+    if (it == tok.end() || !it->is_array()) return -1;
+    for (const auto& t : *it)
+      if (t.is_object() && t.value("content", std::string()) == content && t.contains("id") && t["id"].is_number_integer())
+        return t["id"].get<int32_t>();
+    return -1;
+  };
+  auto role_string = [](const nlohmann::json& v) -> std::string {
+    if (v.is_string()) return v.get<std::string>();
+    if (v.is_object() && v.contains("content") && v["content"].is_string()) return v["content"].get<std::string>();
+    return {};
+  };
+  if (fs::exists(cfg_path)) {
+    const nlohmann::json cfg = read_json_file(cfg_path);
+    auto fill = [&](int32_t& slot, const char* key) {
+      if (slot >= 0 || !cfg.contains(key)) return;
+      const std::string str = role_string(cfg[key]);
+      if (!str.empty()) slot = id_of(str);
+    };
+    fill(s.bos, "bos_token");
+    fill(s.eos, "eos_token");
+    fill(s.pad, "pad_token");
+    fill(s.mask, "mask_token");
+  }
+  // End-of-turn token: the chat formats' turn terminators.
+  for (const char* eot : {"<|eot_id|>", "<|im_end|>", "<|role_end|>"})
+    if (s.eot < 0) s.eot = id_of(eot);
+}
+
+}  // namespace
+
+std::unique_ptr<Model> load_model(const std::string& dir, const LoadOptions& options) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) throw Error(dir + ": not a model folder");
+  auto model = std::make_unique<Model>();
+  model->dir = dir;
+  const std::string config_path = dir + "/config.json";
+  const nlohmann::json config_json = read_json_file(config_path);
+  if (!config_json.is_object()) throw Error(config_path + ": expected a JSON object");
+  JsonFields config(config_json, config_path);
+  const FamilyBinding& family = find_family(config);
+  ModelConfig& c = model->config;
+  c.family = family.name;
+  if (config.has("architectures") && config_json["architectures"].is_array() && !config_json["architectures"].empty())
+    c.architecture = config_json["architectures"][0].is_string() ? config_json["architectures"][0].get<std::string>() : "";
+  family.read_config(config, c);
+  fill_special_tokens_from_tokenizer(dir, c.special);
+  validate_config(c, config_path);
+  read_generation_config(dir + "/generation_config.json", model->generation);
+
+  model->store = TensorStore::open(options.weights_file.empty() ? dir : dir + "/" + options.weights_file);
+  WeightBinder binder(*model->store);
+  family.bind_weights(binder, c, model->weights);
+  model->weight_dtype = binder.matmul_dtype();
+  return model;
+}
+
+int64_t parameter_count(const Model& model) {
+  const ModelWeights& w = model.weights;
+  int64_t n = w.embed.numel() + w.final_norm.numel();
+  if (w.lm_head.data != w.embed.data) n += w.lm_head.numel();
+  for (const auto& L : w.layers)
+    for (const TensorView* t : {&L.attn_norm, &L.wq, &L.wk, &L.wv, &L.bq, &L.bk, &L.bv, &L.wo, &L.ffn_norm, &L.w_gate,
+                                &L.w_up, &L.w_down})
+      if (t->data) n += t->numel();
+  return n;
+}
+
+}  // namespace unmask

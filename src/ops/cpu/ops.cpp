@@ -1,0 +1,211 @@
+// Element-wise, normalisation, RoPE and attention ops on f32 activations.
+// These are a small fraction of a forward's FLOPs next to the weight matmuls;
+// attention routes its two big products through ops::matmul.
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "ops/cpu/matmul.h"
+#include "ops/ops.h"
+
+namespace unmask::ops {
+
+void round_to_bf16(float* x, int64_t n) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; ++i) x[i] = unmask::round_to_bf16(x[i]);
+}
+
+void rms_norm(const float* x, int64_t n, int64_t d, const TensorView& w, float eps, bool bf16, float* y) {
+  std::vector<float> weight(static_cast<size_t>(d));
+  for (int64_t j = 0; j < d; ++j) weight[size_t(j)] = load_as_f32(w, j);
+#pragma omp parallel for schedule(static) if (n * d > 65536)
+  for (int64_t r = 0; r < n; ++r) {
+    const float* xr = x + r * d;
+    float* yr = y + r * d;
+    // torch: x.pow(2).mean(-1) in f32; summation order differs by ~1 ulp only.
+    double ss = 0;
+    for (int64_t j = 0; j < d; ++j) ss += double(xr[j]) * xr[j];
+    const float variance = float(ss / double(d));
+    const float inv = 1.0f / std::sqrt(variance + eps);
+    for (int64_t j = 0; j < d; ++j) {
+      float v = xr[j] * inv;
+      if (bf16) v = unmask::round_to_bf16(v);
+      v *= weight[size_t(j)];
+      yr[j] = bf16 ? unmask::round_to_bf16(v) : v;
+    }
+  }
+}
+
+void rope_neox(float* x, int64_t n, const int32_t* positions, const RopeParams& p) {
+  const int half = p.rotary_dim / 2;
+  // inv_freq exactly as torch: 1 / theta ** (arange(0, dim, 2).float() / dim), in f32.
+  std::vector<float> inv_freq(static_cast<size_t>(half));
+  for (int j = 0; j < half; ++j) {
+    const float exponent = float(2 * j) / float(p.rotary_dim);
+    inv_freq[size_t(j)] = 1.0f / std::pow(float(p.theta), exponent);
+  }
+  const int64_t row_stride = int64_t(p.heads) * p.head_dim;
+#pragma omp parallel for schedule(static) if (n * row_stride > 65536)
+  for (int64_t r = 0; r < n; ++r) {
+    std::vector<float> cos_t(static_cast<size_t>(half)), sin_t(static_cast<size_t>(half));
+    for (int j = 0; j < half; ++j) {
+      const float angle = float(positions[r]) * inv_freq[size_t(j)];
+      cos_t[size_t(j)] = std::cos(angle);
+      sin_t[size_t(j)] = std::sin(angle);
+      if (p.rounding == RopeRounding::kCosSinBf16) {
+        cos_t[size_t(j)] = unmask::round_to_bf16(cos_t[size_t(j)]);
+        sin_t[size_t(j)] = unmask::round_to_bf16(sin_t[size_t(j)]);
+      }
+    }
+    for (int h = 0; h < p.heads; ++h) {
+      float* v = x + r * row_stride + int64_t(h) * p.head_dim;
+      for (int j = 0; j < half; ++j) {
+        const float a = v[j], b = v[j + half];
+        float lo, hi;
+        if (p.rounding == RopeRounding::kCosSinBf16) {
+          // q*cos + rotate_half(q)*sin with every bf16 tensor op rounded.
+          lo = unmask::round_to_bf16(unmask::round_to_bf16(a * cos_t[size_t(j)]) +
+                                     unmask::round_to_bf16(-b * sin_t[size_t(j)]));
+          hi = unmask::round_to_bf16(unmask::round_to_bf16(b * cos_t[size_t(j)]) +
+                                     unmask::round_to_bf16(a * sin_t[size_t(j)]));
+        } else {
+          lo = a * cos_t[size_t(j)] - b * sin_t[size_t(j)];
+          hi = b * cos_t[size_t(j)] + a * sin_t[size_t(j)];
+          if (p.rounding == RopeRounding::kRotateF32) {
+            lo = unmask::round_to_bf16(lo);
+            hi = unmask::round_to_bf16(hi);
+          }
+        }
+        v[j] = lo;
+        v[j + half] = hi;
+      }
+    }
+  }
+}
+
+namespace {
+
+TensorView f32_matrix(const float* data, int64_t rows, int64_t cols) {
+  TensorView t;
+  t.data = data;
+  t.dtype = DType::F32;
+  t.ndim = 2;
+  t.shape[0] = rows;
+  t.shape[1] = cols;
+  return t;
+}
+
+// Softmax over each row of s[rows, cols] scaled by `scale`, in place.
+void softmax_rows(float* s, int64_t rows, int64_t cols, float scale) {
+#pragma omp parallel for schedule(static) if (rows * cols > 16384)
+  for (int64_t r = 0; r < rows; ++r) {
+    float* row = s + r * cols;
+    float mx = -INFINITY;
+    for (int64_t j = 0; j < cols; ++j) {
+      row[j] *= scale;
+      mx = std::max(mx, row[j]);
+    }
+    float sum = 0;
+    for (int64_t j = 0; j < cols; ++j) {
+      row[j] = std::exp(row[j] - mx);
+      sum += row[j];
+    }
+    const float inv = 1.0f / sum;
+    for (int64_t j = 0; j < cols; ++j) row[j] *= inv;
+  }
+}
+
+}  // namespace
+
+void attention(const float* q, const float* k, const float* v, const int32_t* seq_offsets, int n_seq,
+               const AttentionShape& shape, bool bf16, float* out) {
+  const int hd = shape.head_dim;
+  const int group = shape.heads / shape.kv_heads;
+  const int64_t q_stride = int64_t(shape.heads) * hd, kv_stride = int64_t(shape.kv_heads) * hd;
+  const float scale = 1.0f / std::sqrt(float(hd));
+  std::vector<float> qh, kh, vt, scores, oh;
+  for (int s = 0; s < n_seq; ++s) {
+    const int64_t begin = seq_offsets[s], len = seq_offsets[s + 1] - seq_offsets[s];
+    if (len <= 0) continue;
+    qh.resize(size_t(len * hd));
+    kh.resize(size_t(len * hd));
+    vt.resize(size_t(len * hd));
+    scores.resize(size_t(len * len));
+    oh.resize(size_t(len * hd));
+    for (int g = 0; g < shape.kv_heads; ++g) {
+      // kh [len, hd], vt [hd, len] (transposed so P·V is a matmul against [out=hd, k=len]).
+      for (int64_t r = 0; r < len; ++r)
+        for (int d = 0; d < hd; ++d) {
+          kh[size_t(r * hd + d)] = k[(begin + r) * kv_stride + int64_t(g) * hd + d];
+          vt[size_t(int64_t(d) * len + r)] = v[(begin + r) * kv_stride + int64_t(g) * hd + d];
+        }
+      for (int h = g * group; h < (g + 1) * group; ++h) {
+        for (int64_t r = 0; r < len; ++r)
+          std::copy_n(q + (begin + r) * q_stride + int64_t(h) * hd, hd, qh.data() + r * hd);
+        matmul(qh.data(), len, f32_matrix(kh.data(), len, hd), nullptr, scores.data());  // [len, len]
+        softmax_rows(scores.data(), len, len, scale);
+        matmul(scores.data(), len, f32_matrix(vt.data(), hd, len), nullptr, oh.data());  // [len, hd]
+        for (int64_t r = 0; r < len; ++r) {
+          float* dst = out + (begin + r) * q_stride + int64_t(h) * hd;
+          for (int d = 0; d < hd; ++d) dst[d] = bf16 ? unmask::round_to_bf16(oh[size_t(r * hd + d)]) : oh[size_t(r * hd + d)];
+        }
+      }
+    }
+  }
+}
+
+void attention_reference(const float* q, const float* k, const float* v, const int32_t* seq_offsets, int n_seq,
+                         const AttentionShape& shape, float* out) {
+  const int hd = shape.head_dim;
+  const int group = shape.heads / shape.kv_heads;
+  const int64_t q_stride = int64_t(shape.heads) * hd, kv_stride = int64_t(shape.kv_heads) * hd;
+  for (int s = 0; s < n_seq; ++s) {
+    const int64_t begin = seq_offsets[s], end = seq_offsets[s + 1];
+    for (int64_t i = begin; i < end; ++i)
+      for (int h = 0; h < shape.heads; ++h) {
+        const float* qi = q + i * q_stride + int64_t(h) * hd;
+        const int g = h / group;
+        std::vector<double> p(size_t(end - begin));
+        double mx = -INFINITY;
+        for (int64_t j = begin; j < end; ++j) {
+          double dot = 0;
+          for (int d = 0; d < hd; ++d) dot += double(qi[d]) * k[j * kv_stride + int64_t(g) * hd + d];
+          p[size_t(j - begin)] = dot / std::sqrt(double(hd));
+          mx = std::max(mx, p[size_t(j - begin)]);
+        }
+        double sum = 0;
+        for (auto& x : p) sum += (x = std::exp(x - mx));
+        for (int d = 0; d < hd; ++d) {
+          double acc = 0;
+          for (int64_t j = begin; j < end; ++j) acc += p[size_t(j - begin)] * v[j * kv_stride + int64_t(g) * hd + d];
+          out[i * q_stride + int64_t(h) * hd + d] = float(acc / sum);
+        }
+      }
+  }
+}
+
+void silu_mul(float* gate, const float* up, int64_t n, bool bf16) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; ++i) {
+    float g = gate[i];
+    float s = g / (1.0f + std::exp(-g));
+    if (bf16) s = unmask::round_to_bf16(s);
+    float r = s * up[i];
+    gate[i] = bf16 ? unmask::round_to_bf16(r) : r;
+  }
+}
+
+void add_inplace(float* x, const float* y, int64_t n, bool bf16) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; ++i) x[i] = bf16 ? unmask::round_to_bf16(x[i] + y[i]) : x[i] + y[i];
+}
+
+void embedding_lookup(const TensorView& table, const int32_t* ids, int64_t n, float* out) {
+  const int64_t d = table.dim(1);
+  for (int64_t r = 0; r < n; ++r) {
+    const int64_t base = int64_t(ids[r]) * d;
+    for (int64_t j = 0; j < d; ++j) out[r * d + j] = load_as_f32(table, base + j);
+  }
+}
+
+}  // namespace unmask::ops
