@@ -7,6 +7,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,10 @@ struct Model;
 
 // Scores slots of one or more equal-length canvases in one model call.
 // out is resized to [canvases.size()][slots.size()][vocab] (row-major, f32).
+// Decoders call `score` exactly once per model call of the reference algorithm they
+// reproduce — also when `slots` is empty (the call count is part of the trajectory
+// that conformance compares) — and ask only for the slots whose logits can change
+// the outcome (e.g. masked slots up to the active block's end).
 struct LogitSource {
   int vocab = 0;
   std::function<void(const std::vector<std::vector<int32_t>>& canvases, const std::vector<int32_t>& slots,
@@ -25,7 +30,12 @@ struct LogitSource {
 
 // A LogitSource running the model's forward (full recompute, LM head only on the
 // rows that score `slots`). Borrows `model`.
-LogitSource model_logit_source(const Model& model);
+struct LogitSourceOptions {
+  // Double accumulation in every matmul and attention (ForwardBatch::reference_precision):
+  // slow; for conformance on trajectories whose reference was checked against float64.
+  bool reference_precision = false;
+};
+LogitSource model_logit_source(const Model& model, const LogitSourceOptions& options = {});
 
 // Emitted after every denoising step. `canvas` is the canvas after the step;
 // `committed` lists the slots written this step.
@@ -58,8 +68,33 @@ struct LladaGenerateOptions {
 std::vector<int32_t> llada_generate(const LogitSource& src, const std::vector<int32_t>& prompt,
                                     const LladaGenerateOptions& opt, const StepCallback& on_step = {});
 
+// ---- NVlabs/Fast-dLLM llada/generate.py::generate (no KV cache) --------------------
+// Same blocks and schedule as llada_generate, but: softmax confidence in float64; each
+// block loops until it has no mask; with `threshold` every step commits the most
+// confident masked slot (up to the block end) plus every other one with confidence
+// >= threshold; with `factor` (takes precedence) the reference's factor rule.
+struct FastDllmLladaOptions {
+  int gen_length = 128, steps = 128, block_length = 128;
+  double temperature = 0.0;  // >0: Gumbel-max in float64
+  Remasking remasking = Remasking::kLowConfidence;
+  int32_t mask_id = -1;
+  std::optional<double> threshold;  // none: the per-block schedule
+  std::optional<double> factor;
+  uint64_t seed = 0;
+};
+// Throws Error on invalid options, and where the reference would fail or never end:
+// the schedule runs out while the block still holds a mask (IndexError upstream), or
+// at temperature 0 a step changes nothing (the argmax is the mask id: upstream loops
+// forever).
+std::vector<int32_t> fast_dllm_llada_generate(const LogitSource& src, const std::vector<int32_t>& prompt,
+                                              const FastDllmLladaOptions& opt, const StepCallback& on_step = {});
+
 // ---- Dream DreamGenerationMixin.diffusion_generate ----------------------------------
-enum class DreamAlg { kOrigin, kMaskgitPlus, kTopkMargin, kEntropy };
+// kConfidenceThreshold is NVlabs/Fast-dLLM dream/model/generation_utils.py's addition
+// (no cache): (#masks / steps) slots per step plus deferred ones, committing the top-1
+// and those with confidence >= threshold; the others are deferred, and steps are
+// extended at the end until all are committed. Needs #masks % steps == 0.
+enum class DreamAlg { kOrigin, kMaskgitPlus, kTopkMargin, kEntropy, kConfidenceThreshold };
 
 struct DreamGenerateOptions {
   int max_new_tokens = 512, steps = 512;
@@ -69,9 +104,11 @@ struct DreamGenerateOptions {
   int top_k = 0;        // 0 = none; Dream's HF path inherits 50 when not passed
   DreamAlg alg = DreamAlg::kOrigin;
   double alg_temp = 0.0;
+  double threshold = 0.9;  // kConfidenceThreshold only
   int32_t mask_id = -1;
   uint64_t seed = 0;
 };
+// Returns the final canvas [prompt | max_new_tokens]. Throws Error on invalid options.
 std::vector<int32_t> dream_generate(const LogitSource& src, const std::vector<int32_t>& prompt,
                                     const DreamGenerateOptions& opt, const StepCallback& on_step = {});
 

@@ -1,6 +1,8 @@
 #include "io/json_file.h"
 
+#include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "unmask/error.h"
@@ -8,6 +10,11 @@
 namespace unmask {
 
 nlohmann::json read_json_file(const std::string& path) {
+  std::error_code ec;
+  // Checked before opening: a directory would read as empty (a misleading "malformed
+  // JSON") and a FIFO would block the open.
+  if (std::filesystem::exists(path, ec) && !std::filesystem::is_regular_file(path, ec))
+    throw Error(path + ": not a regular file");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(path + ": cannot open");
   std::stringstream ss;
@@ -38,6 +45,15 @@ int64_t JsonFields::integer(const char* key) const {
 int64_t JsonFields::integer_or(const char* key, int64_t fallback) const {
   return has(key) ? integer(key) : fallback;
 }
+
+int JsonFields::int32(const char* key) const {
+  const int64_t v = integer(key);
+  if (v < std::numeric_limits<int32_t>::min() || v > std::numeric_limits<int32_t>::max())
+    fail(key, "= " + std::to_string(v) + " is out of range");
+  return int(v);
+}
+
+int JsonFields::int32_or(const char* key, int fallback) const { return has(key) ? int32(key) : fallback; }
 
 double JsonFields::number(const char* key) const {
   if (!has(key)) fail(key, "is missing");

@@ -17,6 +17,9 @@ class JsonFields {
   bool has(const char* key) const;  // present and not null
   int64_t integer(const char* key) const;                      // required
   int64_t integer_or(const char* key, int64_t fallback) const;  // null/absent -> fallback
+  // As integer / integer_or, but the value must fit an int (sizes, counts, token ids).
+  int int32(const char* key) const;
+  int int32_or(const char* key, int fallback) const;
   double number(const char* key) const;
   double number_or(const char* key, double fallback) const;
   bool boolean_or(const char* key, bool fallback) const;

@@ -20,7 +20,9 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 MappedFile::MappedFile(const std::string& path) : path_(path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever;
+  // it has no effect on the regular files we accept.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) throw Error(path + ": cannot open: " + std::strerror(errno));
   struct stat st {};
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -42,6 +44,14 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
 MappedFile::~MappedFile() {
   if (data_) munmap(const_cast<uint8_t*>(data_), size_);
 }
+
+namespace {
+
+// A JSON value for an error message: scalars as written, containers by type only,
+// since dumping a hostile, deeply nested value would recurse without bound.
+std::string brief(const json& v) { return v.is_structured() ? std::string("(") + v.type_name() + ")" : v.dump(); }
+
+}  // namespace
 
 std::vector<SafetensorsEntry> parse_safetensors(const uint8_t* bytes, size_t size,
                                                 const std::string& label,
@@ -79,7 +89,7 @@ std::vector<SafetensorsEntry> parse_safetensors(const uint8_t* bytes, size_t siz
     if (sh->size() > size_t(kMaxDims)) throw Error(where + ": more than 4 dimensions");
     uint64_t numel = 1;
     for (const json& d : *sh) {
-      if (!d.is_number_integer() || d.get<int64_t>() < 0) throw Error(where + ": bad shape entry " + d.dump());
+      if (!d.is_number_integer() || d.get<int64_t>() < 0) throw Error(where + ": bad shape entry " + brief(d));
       const uint64_t n = d.get<uint64_t>();
       if (n != 0 && numel > (uint64_t(1) << 62) / n) throw Error(where + ": shape too large");
       numel *= n;
@@ -94,6 +104,11 @@ std::vector<SafetensorsEntry> parse_safetensors(const uint8_t* bytes, size_t siz
     if (e.begin > e.end || e.end > data_size)
       throw Error(where + ": data_offsets [" + std::to_string(e.begin) + ", " + std::to_string(e.end) +
                   "] outside the data section of " + std::to_string(data_size) + " bytes");
+    // Checked before multiplying: numel * dtype size can exceed 64 bits and wrap
+    // around to a small number that matches a forged span.
+    if (numel > data_size / dtype_size(e.dtype))
+      throw Error(where + ": shape needs " + std::to_string(numel) + " x " + std::to_string(dtype_size(e.dtype)) +
+                  " bytes, more than the data section of " + std::to_string(data_size) + " bytes");
     const uint64_t expect = numel * dtype_size(e.dtype);
     if (e.end - e.begin != expect)
       throw Error(where + ": byte span " + std::to_string(e.end - e.begin) + " != shape x dtype size " +

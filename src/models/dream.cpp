@@ -9,12 +9,12 @@ namespace unmask {
 namespace {
 
 void read_dream_config(const JsonFields& c, ModelConfig& m) {
-  m.hidden = int(c.integer("hidden_size"));
-  m.n_heads = int(c.integer("num_attention_heads"));
-  m.n_layers = int(c.integer("num_hidden_layers"));
-  m.n_kv_heads = int(c.integer_or("num_key_value_heads", m.n_heads));
-  m.ffn = int(c.integer("intermediate_size"));
-  m.vocab = int(c.integer("vocab_size"));
+  m.hidden = c.int32("hidden_size");
+  m.n_heads = c.int32("num_attention_heads");
+  m.n_layers = c.int32("num_hidden_layers");
+  m.n_kv_heads = c.int32_or("num_key_value_heads", m.n_heads);
+  m.ffn = c.int32("intermediate_size");
+  m.vocab = c.int32("vocab_size");
   m.rms_eps = float(c.number_or("rms_norm_eps", 1e-6));
   m.rope_theta = c.number_or("rope_theta", 10000.0);
   m.rope_precision = RopePrecision::kCastCosSin;
@@ -25,13 +25,16 @@ void read_dream_config(const JsonFields& c, ModelConfig& m) {
   if (c.has("rope_scaling")) throw Error(c.file() + ": field 'rope_scaling' is set; scaled RoPE is not supported yet");
   if (c.string_or("hidden_act", "silu") != "silu")
     throw Error(c.file() + ": field 'hidden_act' must be 'silu' for Dream");
+  // Checked here, not only in validate_config: the division below needs it.
+  if (m.n_heads <= 0)
+    throw Error(c.file() + ": field 'num_attention_heads' must be positive, got " + std::to_string(m.n_heads));
   if (m.hidden % m.n_heads != 0) throw Error(c.file() + ": hidden_size not divisible by num_attention_heads");
-  m.head_dim = int(c.integer_or("head_dim", m.hidden / m.n_heads));
+  m.head_dim = c.int32_or("head_dim", m.hidden / m.n_heads);
   auto& s = m.special;
-  s.mask = int32_t(c.integer_or("mask_token_id", -1));
+  s.mask = c.int32_or("mask_token_id", -1);
   s.eos = int32_t(c.first_integer("eos_token_id").value_or(-1));
-  s.pad = int32_t(c.integer_or("pad_token_id", -1));
-  s.bos = int32_t(c.integer_or("bos_token_id", -1));
+  s.pad = c.int32_or("pad_token_id", -1);
+  s.bos = c.int32_or("bos_token_id", -1);
 }
 
 void bind_dream_weights(WeightBinder& b, const ModelConfig& c, ModelWeights& w) {

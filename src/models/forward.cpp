@@ -68,7 +68,10 @@ void forward(const Model& model, const ForwardBatch& batch, ForwardOutput* out) 
   out->flops = 0;
   out->weight_bytes = 0;
   auto linear = [&](const float* in, const TensorView& w, const std::vector<float>& bias, float* y) {
-    ops::matmul(in, n, w, bias.empty() ? nullptr : bias.data(), y);
+    if (batch.reference_precision)
+      ops::matmul_reference(in, n, w, bias.empty() ? nullptr : bias.data(), y);
+    else
+      ops::matmul(in, n, w, bias.empty() ? nullptr : bias.data(), y);
     if (bf16) ops::round_to_bf16(y, n * w.dim(0));
     out->flops += matmul_flops(n, w);
     out->weight_bytes += double(w.nbytes());
@@ -102,7 +105,10 @@ void forward(const Model& model, const ForwardBatch& batch, ForwardOutput* out) 
     linear(h.data(), L.wv, bias_v, v.data());
     ops::rope_neox(q.data(), n, batch.positions.data(), rope_q);
     ops::rope_neox(k.data(), n, batch.positions.data(), rope_k);
-    ops::attention(q.data(), k.data(), v.data(), offsets.data(), n_seq, attn_shape, bf16, attn.data());
+    if (batch.reference_precision && !bf16)
+      ops::attention_reference(q.data(), k.data(), v.data(), offsets.data(), n_seq, attn_shape, attn.data());
+    else
+      ops::attention(q.data(), k.data(), v.data(), offsets.data(), n_seq, attn_shape, bf16, attn.data());
     for (int s = 0; s < n_seq; ++s) {
       const double len = offsets[size_t(s) + 1] - offsets[size_t(s)];
       out->flops += 4.0 * len * len * double(q_dim);  // QK^T and PV
@@ -128,7 +134,10 @@ void forward(const Model& model, const ForwardBatch& batch, ForwardOutput* out) 
   std::vector<float> picked(size_t(rows * d));
   for (int64_t r = 0; r < rows; ++r)
     std::copy_n(h.data() + int64_t(batch.logit_rows[size_t(r)]) * d, d, picked.data() + r * d);
-  ops::matmul(picked.data(), rows, W.lm_head, nullptr, out->logits.data());
+  if (batch.reference_precision)
+    ops::matmul_reference(picked.data(), rows, W.lm_head, nullptr, out->logits.data());
+  else
+    ops::matmul(picked.data(), rows, W.lm_head, nullptr, out->logits.data());
   if (bf16) ops::round_to_bf16(out->logits.data(), rows * c.vocab);
   out->flops += matmul_flops(rows, W.lm_head);
   out->weight_bytes += double(W.lm_head.nbytes());

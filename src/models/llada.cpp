@@ -20,14 +20,14 @@ void require_flag(const JsonFields& c, const char* key, bool want) {
 }
 
 void read_llada_config(const JsonFields& c, ModelConfig& m) {
-  m.hidden = int(c.integer("d_model"));
-  m.n_heads = int(c.integer("n_heads"));
-  m.n_layers = int(c.integer("n_layers"));
-  m.n_kv_heads = c.boolean_or("multi_query_attention", false) ? 1 : int(c.integer_or("n_kv_heads", m.n_heads));
+  m.hidden = c.int32("d_model");
+  m.n_heads = c.int32("n_heads");
+  m.n_layers = c.int32("n_layers");
+  m.n_kv_heads = c.boolean_or("multi_query_attention", false) ? 1 : c.int32_or("n_kv_heads", m.n_heads);
   const int64_t mlp_ratio = c.integer_or("mlp_ratio", 4);
-  m.ffn = int(c.integer_or("mlp_hidden_size", mlp_ratio * m.hidden));
+  m.ffn = c.int32_or("mlp_hidden_size", int(mlp_ratio * m.hidden));
   // The embedding / head have embedding_size rows (>= vocab_size when padded).
-  m.vocab = int(c.integer_or("embedding_size", c.integer("vocab_size")));
+  m.vocab = c.int32_or("embedding_size", c.int32("vocab_size"));
   m.rms_eps = float(c.number_or("rms_norm_eps", 1e-5));
   m.rope_theta = c.number_or("rope_theta", 10000.0);
   m.rope_precision = c.boolean_or("rope_full_precision", true) ? RopePrecision::kF32 : RopePrecision::kCastCosSin;
@@ -43,13 +43,15 @@ void read_llada_config(const JsonFields& c, ModelConfig& m) {
   require_flag(c, "scale_logits", false);
   require_flag(c, "input_emb_norm", false);
   require_flag(c, "attention_layer_norm", false);
+  // Checked here, not only in validate_config: the division below needs it.
+  if (m.n_heads <= 0) throw Error(c.file() + ": field 'n_heads' must be positive, got " + std::to_string(m.n_heads));
   if (m.hidden % m.n_heads != 0) throw Error(c.file() + ": d_model not divisible by n_heads");
   m.head_dim = m.hidden / m.n_heads;
   auto& s = m.special;
-  s.mask = int32_t(c.integer_or("mask_token_id", -1));
+  s.mask = c.int32_or("mask_token_id", -1);
   s.eos = int32_t(c.first_integer("eos_token_id").value_or(-1));
-  s.pad = int32_t(c.integer_or("pad_token_id", -1));
-  s.bos = int32_t(c.integer_or("bos_token_id", -1));
+  s.pad = c.int32_or("pad_token_id", -1);
+  s.bos = c.int32_or("bos_token_id", -1);
 }
 
 void bind_llada_weights(WeightBinder& b, const ModelConfig& c, ModelWeights& w) {

@@ -1,6 +1,7 @@
 // load_model: config.json -> family -> ModelConfig; weights bound from the
 // folder's safetensors; generation_config.json and the tokenizer files fill in
 // generation defaults and special-token roles the config does not carry.
+#include <cmath>
 #include <filesystem>
 
 #include "io/json_file.h"
@@ -29,6 +30,13 @@ void validate_config(const ModelConfig& c, const std::string& file) {
     throw Error(file + ": " + std::to_string(c.n_heads) + " heads not divisible by " + std::to_string(c.n_kv_heads) +
                 " kv heads");
   if (c.head_dim % 2 != 0) throw Error(file + ": head dim " + std::to_string(c.head_dim) + " must be even for RoPE");
+  // Nonsense values here would not fail later, they would give NaN or unbounded runs.
+  if (c.max_context <= 0)
+    throw Error(file + ": context length must be positive, got " + std::to_string(c.max_context));
+  if (!(c.rope_theta > 0) || !std::isfinite(c.rope_theta))
+    throw Error(file + ": rope_theta must be a positive number, got " + std::to_string(c.rope_theta));
+  if (!(c.rms_eps >= 0) || !std::isfinite(c.rms_eps))
+    throw Error(file + ": rms_norm_eps must be a non-negative number, got " + std::to_string(c.rms_eps));
   const auto in_vocab = [&](int32_t id, const char* role) {
     if (id >= c.vocab) throw Error(file + ": " + role + " token id " + std::to_string(id) + " >= vocab " + std::to_string(c.vocab));
   };
@@ -44,8 +52,8 @@ void read_generation_config(const std::string& path, GenerationDefaults& g) {
   JsonFields f(j, path);
   if ((g.has_temperature = f.has("temperature"))) g.temperature = f.number("temperature");
   if ((g.has_top_p = f.has("top_p"))) g.top_p = f.number("top_p");
-  if ((g.has_top_k = f.has("top_k"))) g.top_k = int(f.integer("top_k"));
-  if ((g.has_steps = f.has("steps"))) g.steps = int(f.integer("steps"));
+  if ((g.has_top_k = f.has("top_k"))) g.top_k = f.int32("top_k");
+  if ((g.has_steps = f.has("steps"))) g.steps = f.int32("steps");
   if ((g.has_alg = f.has("alg"))) g.alg = f.string_or("alg", "");
   if (f.has("eos_token_id")) {
     const auto& e = j.at("eos_token_id");
@@ -66,7 +74,9 @@ void fill_special_tokens_from_tokenizer(const std::string& dir, SpecialTokens& s
     auto it = tok.find("added_tokens");
     if (it == tok.end() || !it->is_array()) return -1;
     for (const auto& t : *it)
-      if (t.is_object() && t.value("content", std::string()) == content && t.contains("id") && t["id"].is_number_integer())
+      // Type-checked first: json::value() throws a non-unmask type_error on a non-string.
+      if (t.is_object() && t.contains("content") && t["content"].is_string() && t["content"] == content &&
+          t.contains("id") && t["id"].is_number_integer())
         return t["id"].get<int32_t>();
     return -1;
   };

@@ -1,9 +1,296 @@
-// Placeholder until implemented.
+// `unmask bench`: times whole forwards (or single matmuls with --gemm) and prints the
+// achieved FLOP rate next to the machine's peak, measured by the same process just
+// before (ops/cpu/peak.h). Table on stdout, or one JSON object per configuration with
+// --json; progress on stderr.
+//
+// A forward over n query tokens is one sequence of n rows (full bidirectional
+// attention), positions 0..n-1, and computes logits for the last `--logit-rows` rows
+// (default: all n, the cost of a step that queries every slot).
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
 #include "commands.h"
+#include "models/random_model.h"
+#include "ops/cpu/matmul.h"
+#include "ops/cpu/peak.h"
 #include "unmask/error.h"
+#include "unmask/model.h"
+
 namespace unmask::cli {
-void register_bench(CLI::App& app) {
-  auto* cmd = app.add_subcommand("bench", "not implemented yet");
-  cmd->callback([] { throw Error("'bench' is not implemented yet"); });
+
+namespace {
+
+struct BenchArgs {
+  std::string random_spec, model_dir, dtype, tokens = "64,256", gemm;
+  int threads = 0, repeat = 3, logit_rows = 0;
+  bool json = false, gemm_mode = false;
+};
+
+using Clock = std::chrono::steady_clock;
+
+std::vector<int64_t> parse_counts(const std::string& list, const char* what) {
+  std::vector<int64_t> out;
+  size_t pos = 0;
+  while (pos <= list.size()) {
+    const size_t comma = std::min(list.find(',', pos), list.size());
+    const std::string item = list.substr(pos, comma - pos);
+    size_t used = 0;
+    long v = 0;
+    try {
+      v = std::stol(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (item.empty() || used != item.size() || v <= 0)
+      throw Error(std::string(what) + ": '" + item + "' is not a positive integer");
+    out.push_back(v);
+    pos = comma + 1;
+  }
+  return out;
 }
+
+// "2048x2048,5632x2048": [out, k] weight shapes.
+std::vector<std::pair<int64_t, int64_t>> parse_shapes(const std::string& list) {
+  std::vector<std::pair<int64_t, int64_t>> out;
+  size_t pos = 0;
+  while (pos <= list.size()) {
+    const size_t comma = std::min(list.find(',', pos), list.size());
+    const std::string item = list.substr(pos, comma - pos);
+    const size_t x = item.find('x');
+    if (x == std::string::npos) throw Error("--gemm: shape '" + item + "' is not OUTxK");
+    const auto dims = parse_counts(item.substr(0, x) + "," + item.substr(x + 1), "--gemm");
+    out.push_back({dims[0], dims[1]});
+    pos = comma + 1;
+  }
+  return out;
+}
+
+DType parse_dtype(const std::string& s) {
+  if (s == "f32") return DType::F32;
+  if (s == "bf16") return DType::BF16;
+  throw Error("--dtype must be f32 or bf16, got '" + s + "'");
+}
+
+// Seconds of each timed run: one warm-up, then `repeat` timed calls.
+template <typename Fn>
+std::vector<double> time_runs(int repeat, const std::string& label, Fn&& fn) {
+  std::fprintf(stderr, "bench: %s: warm-up\n", label.c_str());
+  fn();
+  std::vector<double> secs;
+  for (int i = 0; i < repeat; ++i) {
+    const auto t0 = Clock::now();
+    fn();
+    secs.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+    std::fprintf(stderr, "bench: %s: run %d/%d %.1f ms\n", label.c_str(), i + 1, repeat, secs.back() * 1e3);
+  }
+  return secs;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t m = v.size() / 2;
+  return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
+}
+
+// What the path multiplies with: VDPBF16PS for bf16 weights on AVX-512 BF16 CPUs, FMA
+// otherwise (f32 weights, or bf16 widened to f32 on AVX2).
+struct PeakRef {
+  double gflops;
+  const char* instruction;
+};
+PeakRef peak_for(const ops::PeakFigures& p, DType dtype) {
+  if (dtype == DType::BF16 && ops::best_isa() == ops::Isa::kAvx512 && p.bf16_dot_gflops > 0)
+    return {p.bf16_dot_gflops, "vdpbf16ps"};
+  return {p.fma_f32_gflops, "fma_f32"};
+}
+
+struct Row {
+  std::string what;  // "forward" / "gemm OUTxK"
+  int64_t tokens = 0, logit_rows = 0;
+  double ms_median = 0, ms_min = 0, gflop = 0, weight_bytes = 0;
+};
+
+void emit(const Row& r, const BenchArgs& a, DType dtype, const ops::PeakFigures& peaks, bool* header_done) {
+  const PeakRef ref = peak_for(peaks, dtype);
+  const double s = r.ms_median * 1e-3;
+  const double rate = r.gflop / s;
+  if (a.json) {
+    nlohmann::json j = {{"what", r.what},
+                        {"query_tokens", r.tokens},
+                        {"logit_rows", r.logit_rows},
+                        {"threads", peaks.threads},
+                        {"dtype", dtype == DType::BF16 ? "bf16" : "f32"},
+                        {"isa", ops::isa_name(ops::best_isa())},
+                        {"repeat", a.repeat},
+                        {"ms_per_forward", r.ms_median},
+                        {"ms_min", r.ms_min},
+                        {"query_tokens_per_s", double(r.tokens) / s},
+                        {"gflops", r.gflop},
+                        {"gflops_per_s", rate},
+                        {"peak_instruction", ref.instruction},
+                        {"peak_gflops", ref.gflops},
+                        {"peak_fraction", rate / ref.gflops},
+                        {"weight_gb_per_s", r.weight_bytes / s * 1e-9},
+                        {"copy_peak_gb_per_s", peaks.copy_gbps}};
+    std::printf("%s\n", j.dump().c_str());
+    std::fflush(stdout);
+    return;
+  }
+  if (!*header_done) {
+    std::printf("%-18s %6s %6s %4s %5s %10s %9s %10s %9s %8s %7s\n", "what", "tokens", "logits", "thr", "dtype",
+                "ms (med)", "tok/s", "GFLOP", "GFLOP/s", "% peak", "W GB/s");
+    *header_done = true;
+  }
+  std::printf("%-18s %6lld %6lld %4d %5s %10.2f %9.1f %10.2f %9.1f %7.1f%% %7.1f\n", r.what.c_str(),
+              static_cast<long long>(r.tokens), static_cast<long long>(r.logit_rows), peaks.threads,
+              dtype == DType::BF16 ? "bf16" : "f32", r.ms_median, double(r.tokens) / s, r.gflop, rate,
+              100.0 * rate / ref.gflops, r.weight_bytes / s * 1e-9);
+  std::fflush(stdout);
+}
+
+void print_peaks(const ops::PeakFigures& p, bool json) {
+  if (json) {
+    nlohmann::json j = {{"what", "peaks"},           {"threads", p.threads},
+                        {"isa", p.isa},              {"fma_f32_gflops", p.fma_f32_gflops},
+                        {"bf16_dot_gflops", p.bf16_dot_gflops}, {"int8_dot_gops", p.int8_dot_gops},
+                        {"copy_gb_per_s", p.copy_gbps}};
+    std::printf("%s\n", j.dump().c_str());
+    return;
+  }
+  std::printf("measured peaks, %d thread(s), %s: f32 FMA %.1f GFLOP/s, VDPBF16PS %.1f GFLOP/s, "
+              "VPDPBUSD %.1f Gop/s, copy %.1f GB/s\n",
+              p.threads, p.isa.c_str(), p.fma_f32_gflops, p.bf16_dot_gflops, p.int8_dot_gops, p.copy_gbps);
+}
+
+void run_gemm(const BenchArgs& a, const std::vector<int64_t>& counts, const ops::PeakFigures& peaks) {
+  const std::string shapes_text = a.gemm.empty() ? "2048x2048,5632x2048,2048x5632,32768x2048" : a.gemm;
+  const DType dtype = a.dtype.empty() ? DType::F32 : parse_dtype(a.dtype);
+  std::mt19937 rng(1);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  bool header = false;
+  for (const auto& [out, k] : parse_shapes(shapes_text)) {
+    // Random weights, offset by 2 bytes like an unaligned tensor in a safetensors file.
+    std::vector<uint8_t> bytes(size_t(out * k) * dtype_size(dtype) + 2);
+    for (int64_t i = 0; i < out * k; ++i) {
+      const float v = normal(rng) / std::sqrt(float(k));
+      if (dtype == DType::BF16) {
+        const uint16_t h = f32_to_bf16(v);
+        std::memcpy(bytes.data() + 2 + size_t(i) * 2, &h, 2);
+      } else {
+        std::memcpy(bytes.data() + 2 + size_t(i) * 4, &v, 4);
+      }
+    }
+    TensorView w;
+    w.data = bytes.data() + 2;
+    w.dtype = dtype;
+    w.ndim = 2;
+    w.shape = {out, k, 0, 0};
+    for (int64_t n : counts) {
+      std::vector<float> x(size_t(n * k)), y(size_t(n * out));
+      for (float& v : x) v = normal(rng);
+      const std::string label = "gemm " + std::to_string(out) + "x" + std::to_string(k) + " n=" + std::to_string(n);
+      const auto secs = time_runs(a.repeat, label, [&] { ops::matmul(x.data(), n, w, nullptr, y.data()); });
+      Row r;
+      r.what = "gemm " + std::to_string(out) + "x" + std::to_string(k);
+      r.tokens = n;
+      r.ms_median = median(secs) * 1e3;
+      r.ms_min = *std::min_element(secs.begin(), secs.end()) * 1e3;
+      r.gflop = 2.0 * double(n) * double(k) * double(out) * 1e-9;
+      r.weight_bytes = double(w.nbytes());
+      emit(r, a, dtype, peaks, &header);
+    }
+  }
+}
+
+void run_forwards(const BenchArgs& a, const std::vector<int64_t>& counts, const ops::PeakFigures& peaks) {
+  std::unique_ptr<Model> model;
+  if (!a.random_spec.empty()) {
+    RandomModelSpec spec = parse_random_model_spec(a.random_spec);
+    if (!a.dtype.empty()) spec.dtype = parse_dtype(a.dtype);
+    std::fprintf(stderr, "bench: building random model %s\n", a.random_spec.c_str());
+    model = make_random_model(spec);
+  } else {
+    model = load_model(a.model_dir);
+    if (!a.dtype.empty() && parse_dtype(a.dtype) != model->weight_dtype)
+      throw Error("--dtype " + a.dtype + " does not match the weights of " + a.model_dir + " (" +
+                  std::string(dtype_name(model->weight_dtype)) + ")");
+  }
+  const ModelConfig& c = model->config;
+  std::fprintf(stderr, "bench: %s, %lld parameters, hidden %d, %d layers, ffn %d, vocab %d, %s\n", c.family.c_str(),
+               static_cast<long long>(parameter_count(*model)), c.hidden, c.n_layers, c.ffn, c.vocab,
+               std::string(dtype_name(model->weight_dtype)).c_str());
+  std::mt19937 rng(7);
+  bool header = false;
+  for (int64_t n : counts) {
+    ForwardBatch batch;
+    const int64_t logits = a.logit_rows > 0 ? std::min<int64_t>(a.logit_rows, n) : n;
+    for (int64_t i = 0; i < n; ++i) {
+      batch.tokens.push_back(int32_t(rng() % uint32_t(c.vocab)));
+      batch.positions.push_back(int32_t(i));
+      if (i >= n - logits) batch.logit_rows.push_back(int32_t(i));
+    }
+    ForwardOutput out;
+    const auto secs = time_runs(a.repeat, "forward n=" + std::to_string(n), [&] { forward(*model, batch, &out); });
+    Row r;
+    r.what = "forward";
+    r.tokens = n;
+    r.logit_rows = logits;
+    r.ms_median = median(secs) * 1e3;
+    r.ms_min = *std::min_element(secs.begin(), secs.end()) * 1e3;
+    r.gflop = out.flops * 1e-9;
+    r.weight_bytes = out.weight_bytes;
+    emit(r, a, model->weight_dtype, peaks, &header);
+  }
+}
+
+void run_bench(const BenchArgs& a) {
+  if (!a.gemm_mode && a.random_spec.empty() == a.model_dir.empty())
+    throw Error("bench: give exactly one of --random SPEC, -m DIR or --gemm");
+  check(a.repeat > 0, "--repeat must be positive");
+  if (a.threads > 0) omp_set_num_threads(a.threads);
+  const std::vector<int64_t> counts = parse_counts(a.tokens, "--tokens");
+  const int threads = omp_get_max_threads();
+  std::fprintf(stderr, "bench: measuring peaks on %d thread(s)\n", threads);
+  const ops::PeakFigures peaks = ops::measure_peaks(threads);
+  print_peaks(peaks, a.json);
+  if (a.gemm_mode)
+    run_gemm(a, counts, peaks);
+  else
+    run_forwards(a, counts, peaks);
+}
+
+}  // namespace
+
+void register_bench(CLI::App& app) {
+  auto a = std::make_shared<BenchArgs>();
+  auto* cmd = app.add_subcommand("bench", "Time forwards (or matmuls) and compare with the measured machine peak");
+  cmd->add_option("--random", a->random_spec,
+                  "Random model, e.g. llada:hidden=2048,layers=16,heads=16,ffn=5632,vocab=32768[,kv_heads=N,dtype=bf16]");
+  cmd->add_option("-m,--model", a->model_dir, "Model folder");
+  auto* gemm = cmd->add_option("--gemm", a->gemm,
+                               "Time single matmuls of OUTxK weight shapes instead of forwards "
+                               "(default: the ~1B LLaDA set 2048x2048,5632x2048,2048x5632,32768x2048)")
+                   ->expected(0, 1);
+  cmd->add_option("--tokens", a->tokens, "Query-token (row) counts, comma-separated")->capture_default_str();
+  cmd->add_option("--threads", a->threads, "Worker threads (default: OpenMP's)");
+  cmd->add_option("--dtype", a->dtype, "Weight dtype f32|bf16 (random model / gemm; must match -m weights)");
+  cmd->add_option("--repeat", a->repeat, "Timed runs per configuration, after one warm-up")->capture_default_str();
+  cmd->add_option("--logit-rows", a->logit_rows, "Rows that get logits (the last N; default all)");
+  cmd->add_flag("--json", a->json, "One JSON object per configuration instead of a table");
+  cmd->callback([a, gemm] {
+    a->gemm_mode = gemm->count() > 0;
+    run_bench(*a);
+  });
+}
+
 }  // namespace unmask::cli

@@ -1,0 +1,67 @@
+// ops/cpu/matmul.h — the weight matmul, the engine's hot path.
+//
+//   y[n, out] = x[n, k] · W[out, k]^T  (+ bias[out])
+//
+// W is a 2-D TensorView [out, k], F32 or BF16, row-major with k contiguous, borrowed
+// (typically from an mmapped safetensors file, so it may be only 2-byte aligned: the
+// kernels use unaligned loads only). x [n, k] and y [n, out] are dense f32 row-major
+// buffers owned by the caller; bias [out] is f32 or null. Nothing is retained after the
+// call; the bf16 path allocates a temporary [n, k] bf16 copy of x per call.
+//
+// Numerics:
+//   F32 W:  f32 products accumulated in f32 (FMA).
+//   BF16 W: like torch's bf16 Linear: each x value is first rounded to bf16
+//           (round-to-nearest-even, unmask::f32_to_bf16); bf16 x bf16 products are exact
+//           in f32 and accumulate in f32 (VDPBF16PS on AVX-512, widen + FMA on AVX2).
+// The SIMD kernels and the scalar reference therefore differ only by summation order.
+//
+// Kernels use the file layout directly (no repack): a register-blocked "dot-product"
+// micro-kernel takes R rows of x and C rows of W, both contiguous along k, keeps R*C
+// vector accumulators and reduces them horizontally once per k block. See
+// matmul_avx512.cpp for the blocking.
+//
+// Threading: OpenMP with omp_get_max_threads() threads (one thread when called from
+// inside an active parallel region or when the product is too small to pay for it).
+#pragma once
+#include <cstdint>
+
+#include "unmask/tensor.h"
+
+namespace unmask::ops {
+
+enum class Isa { kScalar, kAvx2, kAvx512 };
+
+Isa best_isa();              // best kernel set the running CPU supports
+bool isa_available(Isa isa);  // kScalar always; kAvx2 needs AVX2+FMA; kAvx512 needs F/BW/VL/BF16
+const char* isa_name(Isa isa);  // "scalar" / "avx2" / "avx512"
+
+// The production entry point: best_isa() kernels.
+void matmul(const float* x, int64_t n, const TensorView& w, const float* bias, float* y);
+
+// Same contract with a forced kernel set (tests, benchmarks). Precondition:
+// isa_available(isa).
+void matmul_with_isa(Isa isa, const float* x, int64_t n, const TensorView& w, const float* bias, float* y);
+
+// Ground truth: plain scalar loops, products of (bf16-rounded, for BF16 W) x and W
+// summed in double, then rounded to f32. Single-threaded; slow by design.
+void matmul_reference(const float* x, int64_t n, const TensorView& w, const float* bias, float* y);
+
+// Internal: the per-ISA kernel entry points behind matmul_with_isa, with validated
+// shapes. Each partitions the work over OpenMP threads itself because its blocking
+// (and so the useful task grain) is ISA-specific.
+namespace matmul_detail {
+struct Problem {
+  const float* x = nullptr;  // [n, k]
+  const void* w = nullptr;   // [out, k], F32 or BF16, any 2-byte alignment
+  DType dtype = DType::F32;
+  const float* bias = nullptr;  // [out] or null
+  float* y = nullptr;           // [n, out]
+  int64_t n = 0, k = 0, out = 0;
+  int threads = 1;              // threads to use (already decided by the dispatcher)
+};
+void matmul_avx512(const Problem& p);
+void matmul_avx2(const Problem& p);
+void matmul_scalar(const Problem& p);
+}  // namespace matmul_detail
+
+}  // namespace unmask::ops
