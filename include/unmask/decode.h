@@ -9,6 +9,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace unmask {
@@ -21,11 +22,27 @@ struct Model;
 // reproduce — also when `slots` is empty (the call count is part of the trajectory
 // that conformance compares) — and ask only for the slots whose logits can change
 // the outcome (e.g. masked slots up to the active block's end).
+// A model call that recomputes only canvas rows [query_begin, query_end) of ONE
+// canvas and attends to the source's KV cache for `cached_spans` (cache policies:
+// prefix cache, dual cache, ...). Logits for slot s come from row
+// logit_row_for_slot(s), or from row s itself when that row lies before query_begin
+// (the reference shifts logits within the window it feeds: cat(l[:, :1], l[:, :-1])).
+struct CachedQuery {
+  int query_begin = 0, query_end = 0;
+  std::vector<std::pair<int32_t, int32_t>> cached_spans;  // canvas positions [begin, end) read from the cache
+  bool store_kv = false;  // write the recomputed rows' K/V into the cache
+  std::vector<int32_t> slots;  // slots whose logits are returned, [slots.size()][vocab]
+};
+
 struct LogitSource {
   int vocab = 0;
   std::function<void(const std::vector<std::vector<int32_t>>& canvases, const std::vector<int32_t>& slots,
                      std::vector<float>& out)>
       score;
+  // Optional (empty when the source keeps no KV cache). The source owns one cache
+  // per canvas length; a call with store_kv over the whole canvas (re)fills it.
+  std::function<void(const std::vector<int32_t>& canvas, const CachedQuery& query, std::vector<float>& out)>
+      score_cached;
 };
 
 // A LogitSource running the model's forward (full recompute, LM head only on the

@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 #include <vector>
+#include <utility>
 
 #include "unmask/safetensors.h"
 #include "unmask/tensor.h"
@@ -87,13 +88,36 @@ struct LoadOptions {
 // folder. Throws Error naming the file / field / tensor on any problem.
 std::unique_ptr<Model> load_model(const std::string& dir, const LoadOptions& options = {});
 
+// Per-canvas key/value store: every layer's K (after RoPE) and V rows, indexed by
+// canvas position, f32. Owns its buffers; a ForwardBatch borrows it.
+// Storing K after RoPE equals Fast-dLLM's "store before RoPE, re-rotate at the same
+// position every call": the rotation of a row at a fixed position is the same computation.
+struct KvCache {
+  int n_layers = 0, kv_dim = 0, capacity = 0;
+  std::vector<float> k, v;  // [n_layers, capacity, kv_dim] each
+  void reset(const ModelConfig& config, int positions);  // zero-filled, sized for `positions` slots
+  float* k_row(int layer, int pos) { return k.data() + (size_t(layer) * size_t(capacity) + size_t(pos)) * size_t(kv_dim); }
+  float* v_row(int layer, int pos) { return v.data() + (size_t(layer) * size_t(capacity) + size_t(pos)) * size_t(kv_dim); }
+};
+
+// How one sequence of a batch uses its canvas's KV cache.
+struct SequenceKv {
+  KvCache* cache = nullptr;  // borrowed; null = attend to the fresh rows only
+  // Cached positions [begin, end) attended in addition to the sequence's fresh rows
+  // (must not contain the fresh rows' positions).
+  std::vector<std::pair<int32_t, int32_t>> read_spans;
+  bool write = false;  // store the fresh rows' K/V at their positions (after attention reads)
+};
+
 // One model call. Rows of all sequences are concatenated; attention is full
-// bidirectional inside each sequence [seq_offsets[i], seq_offsets[i+1]).
+// bidirectional inside each sequence [seq_offsets[i], seq_offsets[i+1]), over the
+// sequence's fresh rows plus the cached spans named in `kv`.
 struct ForwardBatch {
   std::vector<int32_t> tokens;       // [n] token ids
   std::vector<int32_t> positions;    // [n] absolute positions (RoPE)
   std::vector<int32_t> seq_offsets;  // [n_seq + 1], starts at 0, ends at n; empty = one sequence
   std::vector<int32_t> logit_rows;   // hidden rows to run the LM head on
+  std::vector<SequenceKv> kv;        // empty, or one per sequence
   bool capture_hidden = false;       // also return every layer's input + the final norm output
   // Matmuls and attention accumulate in double (scalar reference kernels): ~100x slower.
   // For conformance: the reference trajectories are certified equal under a float64 model,

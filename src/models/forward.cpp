@@ -42,6 +42,47 @@ void validate_batch(const ModelConfig& c, const ForwardBatch& b) {
   }
   for (int32_t r : b.logit_rows)
     if (r < 0 || r >= n) throw Error("forward: logit row " + std::to_string(r) + " outside [0, " + std::to_string(n) + ")");
+  const size_t n_seq = b.seq_offsets.empty() ? 1 : b.seq_offsets.size() - 1;
+  if (!b.kv.empty() && b.kv.size() != n_seq)
+    throw Error("forward: " + std::to_string(b.kv.size()) + " kv entries for " + std::to_string(n_seq) + " sequences");
+  for (size_t s = 0; s < b.kv.size(); ++s) {
+    const SequenceKv& kv = b.kv[s];
+    if (!kv.cache) continue;
+    if (kv.cache->n_layers != c.n_layers || kv.cache->kv_dim != c.n_kv_heads * c.head_dim)
+      throw Error("forward: kv cache of sequence " + std::to_string(s) + " was made for another model");
+    for (auto [lo, hi] : kv.read_spans)
+      if (lo < 0 || hi < lo || hi > kv.cache->capacity)
+        throw Error("forward: cached span [" + std::to_string(lo) + ", " + std::to_string(hi) + ") outside the cache of " +
+                    std::to_string(kv.cache->capacity) + " positions");
+    if (kv.write) {
+      const int32_t lo = b.seq_offsets.empty() ? 0 : b.seq_offsets[s], hi = b.seq_offsets.empty() ? int32_t(n) : b.seq_offsets[s + 1];
+      for (int32_t r = lo; r < hi; ++r)
+        if (b.positions[size_t(r)] >= kv.cache->capacity)
+          throw Error("forward: position " + std::to_string(b.positions[size_t(r)]) + " beyond the kv cache of " +
+                      std::to_string(kv.cache->capacity));
+    }
+  }
+}
+
+// Keys of one sequence in position order: its fresh rows plus its cached spans.
+// k_all/v_all [nk, kv_dim]. Returns nk.
+int64_t gather_keys(const SequenceKv& kv, int layer, const float* k, const float* v, const int32_t* positions,
+                    int64_t begin, int64_t len, int64_t kv_dim, std::vector<float>& k_all, std::vector<float>& v_all) {
+  std::vector<std::pair<int32_t, int64_t>> order;  // (position, fresh row index or -1 - cached position)
+  for (int64_t r = 0; r < len; ++r) order.emplace_back(positions[begin + r], r);
+  for (auto [lo, hi] : kv.read_spans)
+    for (int32_t p = lo; p < hi; ++p) order.emplace_back(p, -1 - int64_t(p));
+  std::stable_sort(order.begin(), order.end(), [](auto& a, auto& b) { return a.first < b.first; });
+  k_all.resize(order.size() * size_t(kv_dim));
+  v_all.resize(order.size() * size_t(kv_dim));
+  for (size_t i = 0; i < order.size(); ++i) {
+    const int64_t src = order[i].second;
+    const float* ks = src >= 0 ? k + (begin + src) * kv_dim : kv.cache->k_row(layer, int(-1 - src));
+    const float* vs = src >= 0 ? v + (begin + src) * kv_dim : kv.cache->v_row(layer, int(-1 - src));
+    std::copy_n(ks, kv_dim, k_all.data() + i * size_t(kv_dim));
+    std::copy_n(vs, kv_dim, v_all.data() + i * size_t(kv_dim));
+  }
+  return int64_t(order.size());
 }
 
 double matmul_flops(int64_t n, const TensorView& w) { return 2.0 * double(n) * double(w.dim(0)) * double(w.dim(1)); }
@@ -63,7 +104,7 @@ void forward(const Model& model, const ForwardBatch& batch, ForwardOutput* out) 
   std::vector<float> x(size_t(n * d)), h(size_t(n * d)), tmp(size_t(n * d));
   std::vector<float> q(size_t(n * q_dim)), k(size_t(n * kv_dim)), v(size_t(n * kv_dim)), attn(size_t(n * q_dim));
   std::vector<float> gate(size_t(n) * size_t(c.ffn)), up(size_t(n) * size_t(c.ffn));
-  std::vector<float> bias_q, bias_k, bias_v;
+  std::vector<float> bias_q, bias_k, bias_v, k_all, v_all;
 
   out->flops = 0;
   out->weight_bytes = 0;
@@ -105,13 +146,28 @@ void forward(const Model& model, const ForwardBatch& batch, ForwardOutput* out) 
     linear(h.data(), L.wv, bias_v, v.data());
     ops::rope_neox(q.data(), n, batch.positions.data(), rope_q);
     ops::rope_neox(k.data(), n, batch.positions.data(), rope_k);
-    if (batch.reference_precision && !bf16)
-      ops::attention_reference(q.data(), k.data(), v.data(), offsets.data(), n_seq, attn_shape, attn.data());
-    else
-      ops::attention(q.data(), k.data(), v.data(), offsets.data(), n_seq, attn_shape, bf16, attn.data());
     for (int s = 0; s < n_seq; ++s) {
-      const double len = offsets[size_t(s) + 1] - offsets[size_t(s)];
-      out->flops += 4.0 * len * len * double(q_dim);  // QK^T and PV
+      const int64_t begin = offsets[size_t(s)], len = offsets[size_t(s) + 1] - begin;
+      const SequenceKv* kv = batch.kv.empty() || !batch.kv[size_t(s)].cache ? nullptr : &batch.kv[size_t(s)];
+      const float *keys = k.data() + begin * kv_dim, *values = v.data() + begin * kv_dim;
+      int64_t nk = len;
+      if (kv && !kv->read_spans.empty()) {
+        nk = gather_keys(*kv, l, k.data(), v.data(), batch.positions.data(), begin, len, kv_dim, k_all, v_all);
+        keys = k_all.data();
+        values = v_all.data();
+      }
+      float* dst = attn.data() + begin * q_dim;
+      if (batch.reference_precision && !bf16)
+        ops::attention_seq_reference(q.data() + begin * q_dim, len, keys, values, nk, attn_shape, dst);
+      else
+        ops::attention_seq(q.data() + begin * q_dim, len, keys, values, nk, attn_shape, bf16, dst);
+      out->flops += 4.0 * double(len) * double(nk) * double(q_dim);  // QK^T and PV
+      if (kv && kv->write)
+        for (int64_t r = 0; r < len; ++r) {
+          const int pos = batch.positions[size_t(begin + r)];
+          std::copy_n(k.data() + (begin + r) * kv_dim, kv_dim, kv->cache->k_row(l, pos));
+          std::copy_n(v.data() + (begin + r) * kv_dim, kv_dim, kv->cache->v_row(l, pos));
+        }
     }
     linear(attn.data(), L.wo, no_bias, tmp.data());
     ops::add_inplace(x.data(), tmp.data(), n * d, bf16);
@@ -141,6 +197,15 @@ void forward(const Model& model, const ForwardBatch& batch, ForwardOutput* out) 
   if (bf16) ops::round_to_bf16(out->logits.data(), rows * c.vocab);
   out->flops += matmul_flops(rows, W.lm_head);
   out->weight_bytes += double(W.lm_head.nbytes());
+}
+
+void KvCache::reset(const ModelConfig& config, int positions) {
+  n_layers = config.n_layers;
+  kv_dim = config.n_kv_heads * config.head_dim;
+  capacity = positions;
+  const size_t count = size_t(n_layers) * size_t(capacity) * size_t(kv_dim);
+  k.assign(count, 0.0f);
+  v.assign(count, 0.0f);
 }
 
 }  // namespace unmask

@@ -46,6 +46,14 @@ void attention(const float* q, const float* k, const float* v, const int32_t* se
 void attention_reference(const float* q, const float* k, const float* v, const int32_t* seq_offsets, int n_seq,
                          const AttentionShape& shape, float* out);
 
+// One sequence whose keys are separate rows: q [nq, heads, hd] attends over
+// k/v [nk, kv_heads, hd] (e.g. cached K/V plus the fresh rows); out [nq, heads, hd].
+void attention_seq(const float* q, int64_t nq, const float* k, const float* v, int64_t nk,
+                   const AttentionShape& shape, bool bf16, float* out);
+// Same in double precision, no bf16 rounding (the ground truth).
+void attention_seq_reference(const float* q, int64_t nq, const float* k, const float* v, int64_t nk,
+                             const AttentionShape& shape, float* out);
+
 // gate[i] = silu(gate[i]) * up[i] for i < n (SwiGLU), rounding each step when bf16.
 void silu_mul(float* gate, const float* up, int64_t n, bool bf16);
 

@@ -11,19 +11,24 @@ namespace {
 
 constexpr int kMaxCallDepth = 64;
 
-int64_t checked(bool overflow, int64_t v) {
-  if (overflow) throw std::runtime_error("integer overflow");
-  return v;
+// a (op) b on int64 with overflow reported, as Python ints never wrap silently.
+template <class F>
+int64_t checked(F op, int64_t a, int64_t b) {
+  int64_t r = 0;
+  if (op(a, b, &r)) throw std::runtime_error("integer overflow");
+  return r;
 }
 
 Value arithmetic(const std::string& op, const Value& a, const Value& b) {
   const bool ints = a.kind != Value::Kind::kFloat && b.kind != Value::Kind::kFloat;
   const int64_t x = a.kind == Value::Kind::kBool ? a.b : a.i, y = b.kind == Value::Kind::kBool ? b.b : b.i;
   const double fx = a.as_double(), fy = b.as_double();
-  int64_t r = 0;
-  if (op == "+") return ints ? Value::integer(checked(__builtin_add_overflow(x, y, &r), r)) : Value::floating(fx + fy);
-  if (op == "-") return ints ? Value::integer(checked(__builtin_sub_overflow(x, y, &r), r)) : Value::floating(fx - fy);
-  if (op == "*") return ints ? Value::integer(checked(__builtin_mul_overflow(x, y, &r), r)) : Value::floating(fx * fy);
+  const auto add = [](int64_t p, int64_t q, int64_t* r) { return __builtin_add_overflow(p, q, r); };
+  const auto sub = [](int64_t p, int64_t q, int64_t* r) { return __builtin_sub_overflow(p, q, r); };
+  const auto mul = [](int64_t p, int64_t q, int64_t* r) { return __builtin_mul_overflow(p, q, r); };
+  if (op == "+") return ints ? Value::integer(checked(add, x, y)) : Value::floating(fx + fy);
+  if (op == "-") return ints ? Value::integer(checked(sub, x, y)) : Value::floating(fx - fy);
+  if (op == "*") return ints ? Value::integer(checked(mul, x, y)) : Value::floating(fx * fy);
   if (op == "/") {
     if (fy == 0) throw std::runtime_error("division by zero");
     return Value::floating(fx / fy);

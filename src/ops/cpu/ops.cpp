@@ -117,70 +117,79 @@ void softmax_rows(float* s, int64_t rows, int64_t cols, float scale) {
 
 }  // namespace
 
-void attention(const float* q, const float* k, const float* v, const int32_t* seq_offsets, int n_seq,
-               const AttentionShape& shape, bool bf16, float* out) {
+void attention_seq(const float* q, int64_t nq, const float* k, const float* v, int64_t nk,
+                   const AttentionShape& shape, bool bf16, float* out) {
+  if (nq <= 0 || nk <= 0) return;
   const int hd = shape.head_dim;
   const int group = shape.heads / shape.kv_heads;
   const int64_t q_stride = int64_t(shape.heads) * hd, kv_stride = int64_t(shape.kv_heads) * hd;
   const float scale = 1.0f / std::sqrt(float(hd));
-  std::vector<float> qh, kh, vt, scores, oh;
-  for (int s = 0; s < n_seq; ++s) {
-    const int64_t begin = seq_offsets[s], len = seq_offsets[s + 1] - seq_offsets[s];
-    if (len <= 0) continue;
-    qh.resize(size_t(len * hd));
-    kh.resize(size_t(len * hd));
-    vt.resize(size_t(len * hd));
-    scores.resize(size_t(len * len));
-    oh.resize(size_t(len * hd));
-    for (int g = 0; g < shape.kv_heads; ++g) {
-      // kh [len, hd], vt [hd, len] (transposed so P·V is a matmul against [out=hd, k=len]).
-      for (int64_t r = 0; r < len; ++r)
-        for (int d = 0; d < hd; ++d) {
-          kh[size_t(r * hd + d)] = k[(begin + r) * kv_stride + int64_t(g) * hd + d];
-          vt[size_t(int64_t(d) * len + r)] = v[(begin + r) * kv_stride + int64_t(g) * hd + d];
-        }
-      for (int h = g * group; h < (g + 1) * group; ++h) {
-        for (int64_t r = 0; r < len; ++r)
-          std::copy_n(q + (begin + r) * q_stride + int64_t(h) * hd, hd, qh.data() + r * hd);
-        matmul(qh.data(), len, f32_matrix(kh.data(), len, hd), nullptr, scores.data());  // [len, len]
-        softmax_rows(scores.data(), len, len, scale);
-        matmul(scores.data(), len, f32_matrix(vt.data(), hd, len), nullptr, oh.data());  // [len, hd]
-        for (int64_t r = 0; r < len; ++r) {
-          float* dst = out + (begin + r) * q_stride + int64_t(h) * hd;
-          for (int d = 0; d < hd; ++d) dst[d] = bf16 ? unmask::round_to_bf16(oh[size_t(r * hd + d)]) : oh[size_t(r * hd + d)];
-        }
+  std::vector<float> qh(size_t(nq * hd)), kh(size_t(nk * hd)), vt(size_t(nk * hd)), scores(size_t(nq * nk)),
+      oh(size_t(nq * hd));
+  for (int g = 0; g < shape.kv_heads; ++g) {
+    // kh [nk, hd], vt [hd, nk] (transposed so P·V is a matmul against [out=hd, k=nk]).
+    for (int64_t r = 0; r < nk; ++r)
+      for (int d = 0; d < hd; ++d) {
+        kh[size_t(r * hd + d)] = k[r * kv_stride + int64_t(g) * hd + d];
+        vt[size_t(int64_t(d) * nk + r)] = v[r * kv_stride + int64_t(g) * hd + d];
+      }
+    for (int h = g * group; h < (g + 1) * group; ++h) {
+      for (int64_t r = 0; r < nq; ++r) std::copy_n(q + r * q_stride + int64_t(h) * hd, hd, qh.data() + r * hd);
+      matmul(qh.data(), nq, f32_matrix(kh.data(), nk, hd), nullptr, scores.data());  // [nq, nk]
+      softmax_rows(scores.data(), nq, nk, scale);
+      matmul(scores.data(), nq, f32_matrix(vt.data(), hd, nk), nullptr, oh.data());  // [nq, hd]
+      for (int64_t r = 0; r < nq; ++r) {
+        float* dst = out + r * q_stride + int64_t(h) * hd;
+        for (int d = 0; d < hd; ++d)
+          dst[d] = bf16 ? unmask::round_to_bf16(oh[size_t(r * hd + d)]) : oh[size_t(r * hd + d)];
       }
     }
   }
 }
 
-void attention_reference(const float* q, const float* k, const float* v, const int32_t* seq_offsets, int n_seq,
-                         const AttentionShape& shape, float* out) {
+void attention_seq_reference(const float* q, int64_t nq, const float* k, const float* v, int64_t nk,
+                             const AttentionShape& shape, float* out) {
   const int hd = shape.head_dim;
   const int group = shape.heads / shape.kv_heads;
   const int64_t q_stride = int64_t(shape.heads) * hd, kv_stride = int64_t(shape.kv_heads) * hd;
-  for (int s = 0; s < n_seq; ++s) {
-    const int64_t begin = seq_offsets[s], end = seq_offsets[s + 1];
-    for (int64_t i = begin; i < end; ++i)
-      for (int h = 0; h < shape.heads; ++h) {
-        const float* qi = q + i * q_stride + int64_t(h) * hd;
-        const int g = h / group;
-        std::vector<double> p(size_t(end - begin));
-        double mx = -INFINITY;
-        for (int64_t j = begin; j < end; ++j) {
-          double dot = 0;
-          for (int d = 0; d < hd; ++d) dot += double(qi[d]) * k[j * kv_stride + int64_t(g) * hd + d];
-          p[size_t(j - begin)] = dot / std::sqrt(double(hd));
-          mx = std::max(mx, p[size_t(j - begin)]);
-        }
-        double sum = 0;
-        for (auto& x : p) sum += (x = std::exp(x - mx));
-        for (int d = 0; d < hd; ++d) {
-          double acc = 0;
-          for (int64_t j = begin; j < end; ++j) acc += p[size_t(j - begin)] * v[j * kv_stride + int64_t(g) * hd + d];
-          out[i * q_stride + int64_t(h) * hd + d] = float(acc / sum);
-        }
+  std::vector<double> p(static_cast<size_t>(nk));
+  for (int64_t i = 0; i < nq; ++i)
+    for (int h = 0; h < shape.heads; ++h) {
+      const float* qi = q + i * q_stride + int64_t(h) * hd;
+      const int g = h / group;
+      double mx = -INFINITY;
+      for (int64_t j = 0; j < nk; ++j) {
+        double dot = 0;
+        for (int d = 0; d < hd; ++d) dot += double(qi[d]) * k[j * kv_stride + int64_t(g) * hd + d];
+        p[size_t(j)] = dot / std::sqrt(double(hd));
+        mx = std::max(mx, p[size_t(j)]);
       }
+      double sum = 0;
+      for (auto& x : p) sum += (x = std::exp(x - mx));
+      for (int d = 0; d < hd; ++d) {
+        double acc = 0;
+        for (int64_t j = 0; j < nk; ++j) acc += p[size_t(j)] * v[j * kv_stride + int64_t(g) * hd + d];
+        out[i * q_stride + int64_t(h) * hd + d] = float(acc / sum);
+      }
+    }
+}
+
+void attention(const float* q, const float* k, const float* v, const int32_t* seq_offsets, int n_seq,
+               const AttentionShape& shape, bool bf16, float* out) {
+  const int64_t q_stride = int64_t(shape.heads) * shape.head_dim, kv_stride = int64_t(shape.kv_heads) * shape.head_dim;
+  for (int s = 0; s < n_seq; ++s) {
+    const int64_t b = seq_offsets[s], len = seq_offsets[s + 1] - seq_offsets[s];
+    attention_seq(q + b * q_stride, len, k + b * kv_stride, v + b * kv_stride, len, shape, bf16, out + b * q_stride);
+  }
+}
+
+void attention_reference(const float* q, const float* k, const float* v, const int32_t* seq_offsets, int n_seq,
+                         const AttentionShape& shape, float* out) {
+  const int64_t q_stride = int64_t(shape.heads) * shape.head_dim, kv_stride = int64_t(shape.kv_heads) * shape.head_dim;
+  for (int s = 0; s < n_seq; ++s) {
+    const int64_t b = seq_offsets[s], len = seq_offsets[s + 1] - seq_offsets[s];
+    attention_seq_reference(q + b * q_stride, len, k + b * kv_stride, v + b * kv_stride, len, shape,
+                            out + b * q_stride);
   }
 }
 
