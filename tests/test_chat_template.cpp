@@ -88,6 +88,25 @@ TEST(ChatTemplate, ApplyChatTemplateEndToEnd) {
   EXPECT_EQ(std::count(q.ids.begin(), q.ids.end(), 504), 0);
 }
 
+// The model fixtures' prompts (prompts.json) are what our tokenizer and template produce.
+TEST(ChatTemplate, ModelFixturePromptsAreReproduced) {
+  for (const char* fam : {"llada-tiny", "dream-tiny"}) {
+    SCOPED_TRACE(fam);
+    const Tokenizer tok = Tokenizer::from_dir(data(fam));
+    std::ifstream f(data(std::string(fam) + "/prompts.json"));
+    const ojson prompts = ojson::parse(f);
+    for (const char* key : {"chat", "text", "code"}) {
+      const auto want = prompts[key]["ids"].get<std::vector<int32_t>>();
+      EXPECT_EQ(tok.encode(prompts[key]["text"].get<std::string>(), {.parse_special = true}), want) << key;
+    }
+    if (std::string(fam) == "llada-tiny") {
+      const ChatPrompt p = apply_chat_template(tok, {{"user", "What is 2+3?"}});
+      EXPECT_EQ(p.text, prompts["chat"]["text"].get<std::string>());
+      EXPECT_EQ(p.ids, prompts["chat"]["ids"].get<std::vector<int32_t>>());
+    }
+  }
+}
+
 TEST(ChatTemplate, ModelWithoutTemplateGetsTheRawPrompt) {
   const Tokenizer dream = Tokenizer::from_dir(data("dream-tiny"));
   EXPECT_TRUE(dream.chat_template().empty());

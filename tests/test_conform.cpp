@@ -49,9 +49,8 @@ TEST(Conform, PassesLladaCasesEndToEnd) {
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_TRUE(has_line(r.out, "PASS forward/text16_5_masks")) << r.out;
   EXPECT_TRUE(has_line(r.out, "PASS generate/ref_gen32_blk8_steps16_cfg1.0")) << r.out;
-  EXPECT_TRUE(has_line(r.out, "SKIP generate/fast_dualcache_gen32_blk8_steps16_thr0.9: needs KV cache (fast-decoding issue)"))
-      << r.out;
-  EXPECT_TRUE(has_line(r.out, "4 passed, 0 failed, 1 skipped")) << r.out;  // exactly the listed cases
+  EXPECT_TRUE(has_line(r.out, "PASS generate/fast_dualcache_gen32_blk8_steps16_thr0.9")) << r.out;
+  EXPECT_TRUE(has_line(r.out, "5 passed, 0 failed, 0 skipped")) << r.out;  // exactly the listed cases
 }
 
 TEST(Conform, PassesDreamCasesEndToEnd) {

@@ -115,18 +115,23 @@ TEST(Matmul, Bf16WithBiasMatchesReference) { check_all(DType::BF16, 0, true); }
 TEST(Matmul, Bf16MisalignedWeights) { check_all(DType::BF16, 2, true); }
 TEST(Matmul, F32MisalignedWeights) { check_all(DType::F32, 2, false); }
 
-// Shapes past one k block and one column block of the kernels' blocking, run on
-// however many threads OpenMP offers.
+// Shapes past one k block and one column block of the kernels' blocking, with enough
+// work for several threads: many outputs (threads split columns) and few outputs with
+// many rows (threads split rows). Runs on however many threads OpenMP offers.
 TEST(Matmul, LargeShapesMatchReference) {
-  for (DType dtype : {DType::F32, DType::BF16}) {
-    const Case c = make_case(13, 1500, 300, dtype, 2, 99);
-    std::vector<float> want(size_t(c.n * c.out)), got(want.size());
-    matmul_reference(c.x.data(), c.n, c.view(), c.bias.data(), want.data());
-    for (Isa isa : available_isas()) {
-      matmul_with_isa(isa, c.x.data(), c.n, c.view(), c.bias.data(), got.data());
-      expect_close(c, got, want, isa_name(isa));
+  struct Shape {
+    int64_t n, k, out;
+  };
+  for (const Shape s : {Shape{13, 1500, 300}, Shape{301, 1100, 21}})
+    for (DType dtype : {DType::F32, DType::BF16}) {
+      const Case c = make_case(s.n, s.k, s.out, dtype, 2, 99);
+      std::vector<float> want(size_t(c.n * c.out)), got(want.size());
+      matmul_reference(c.x.data(), c.n, c.view(), c.bias.data(), want.data());
+      for (Isa isa : available_isas()) {
+        matmul_with_isa(isa, c.x.data(), c.n, c.view(), c.bias.data(), got.data());
+        expect_close(c, got, want, isa_name(isa));
+      }
     }
-  }
 }
 
 // The bf16 path rounds x to bf16 first (as torch's bf16 Linear sees its input): an x

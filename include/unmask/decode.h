@@ -23,10 +23,14 @@ struct Model;
 // that conformance compares) — and ask only for the slots whose logits can change
 // the outcome (e.g. masked slots up to the active block's end).
 // A model call that recomputes only canvas rows [query_begin, query_end) of ONE
-// canvas and attends to the source's KV cache for `cached_spans` (cache policies:
-// prefix cache, dual cache, ...). Logits for slot s come from row
-// logit_row_for_slot(s), or from row s itself when that row lies before query_begin
-// (the reference shifts logits within the window it feeds: cat(l[:, :1], l[:, :-1])).
+// canvas (at their absolute positions) and attends to the source's KV cache for
+// `cached_spans` in addition (cache policies: prefix cache, dual cache, ...).
+// Logits for slot s come from row logit_row_for_slot(s), or from row s itself when
+// that row lies before query_begin. This is what Fast-dLLM's Dream block decoder does:
+// it shifts the logits of the window it feeds, cat(l[:, :1], l[:, :-1]), so the
+// window's first slot is scored by its own row (checked against
+// generation_utils_block.py; LLaDA has no shift and always uses row s).
+// Slots must lie inside the query window; the spans must not overlap it.
 struct CachedQuery {
   int query_begin = 0, query_end = 0;
   std::vector<std::pair<int32_t, int32_t>> cached_spans;  // canvas positions [begin, end) read from the cache
@@ -39,8 +43,11 @@ struct LogitSource {
   std::function<void(const std::vector<std::vector<int32_t>>& canvases, const std::vector<int32_t>& slots,
                      std::vector<float>& out)>
       score;
-  // Optional (empty when the source keeps no KV cache). The source owns one cache
-  // per canvas length; a call with store_kv over the whole canvas (re)fills it.
+  // Optional (empty when the source keeps no KV cache). The source owns one cache,
+  // sized to the canvas of its last call (a canvas of another length resets it); a
+  // call with store_kv over the whole canvas (re)fills it. Reading a cached position
+  // that no call has written since the reset throws Error. Decoders call it exactly
+  // once per model call of their reference, like `score` (also with no slots).
   std::function<void(const std::vector<int32_t>& canvas, const CachedQuery& query, std::vector<float>& out)>
       score_cached;
 };
@@ -85,11 +92,25 @@ struct LladaGenerateOptions {
 std::vector<int32_t> llada_generate(const LogitSource& src, const std::vector<int32_t>& prompt,
                                     const LladaGenerateOptions& opt, const StepCallback& on_step = {});
 
-// ---- NVlabs/Fast-dLLM llada/generate.py::generate (no KV cache) --------------------
+// Which K/V a Fast-dLLM decoder reuses between the full forward at each block start
+// and the calls that follow it inside the block (docs/decoders.md, "Cache policies").
+//   kNone:   every call recomputes the whole canvas.
+//   kPrefix: calls recompute [block start, canvas end); the prefix's K/V come from the
+//            block-start forward.
+//   kDual:   calls recompute the block only; prefix and suffix K/V come from the
+//            block-start forward (the suffix's stay stale until the next block).
+enum class CachePolicy { kNone, kPrefix, kDual };
+bool parse_cache_policy(const std::string& s, CachePolicy* out);  // "none" | "prefix" | "dual"
+
+// ---- NVlabs/Fast-dLLM llada/generate.py: generate / generate_with_prefix_cache /
+//      generate_with_dual_cache --------------------------------------------------------
 // Same blocks and schedule as llada_generate, but: softmax confidence in float64; each
 // block loops until it has no mask; with `threshold` every step commits the most
 // confident masked slot (up to the block end) plus every other one with confidence
 // >= threshold; with `factor` (takes precedence) the reference's factor rule.
+// `cache` picks the upstream function: kNone = generate; kPrefix / kDual = the cached
+// variants, which open each block with a full forward that fills the source's cache
+// and always make at least one cached call after it (needs LogitSource::score_cached).
 struct FastDllmLladaOptions {
   int gen_length = 128, steps = 128, block_length = 128;
   double temperature = 0.0;  // >0: Gumbel-max in float64
@@ -97,6 +118,7 @@ struct FastDllmLladaOptions {
   int32_t mask_id = -1;
   std::optional<double> threshold;  // none: the per-block schedule
   std::optional<double> factor;
+  CachePolicy cache = CachePolicy::kNone;
   uint64_t seed = 0;
 };
 // Throws Error on invalid options, and where the reference would fail or never end:
@@ -128,6 +150,31 @@ struct DreamGenerateOptions {
 // Returns the final canvas [prompt | max_new_tokens]. Throws Error on invalid options.
 std::vector<int32_t> dream_generate(const LogitSource& src, const std::vector<int32_t>& prompt,
                                     const DreamGenerateOptions& opt, const StepCallback& on_step = {});
+
+// ---- NVlabs/Fast-dLLM dream/model/generation_utils_block.py -----------------------
+// Dream in blocks of `block_length` with a KV cache (kPrefix or kDual; upstream has no
+// uncached path). steps / num_blocks steps per block. Per block: one full forward
+// that fills the cache and commits the block's first slot unconditionally (argmax of
+// its shifted row); then cached calls on [block start, canvas end) (prefix) or on the
+// block (dual), logits shifted within that window, until the block has no mask:
+//   alg kConfidenceThreshold: k = #masks in the block; of the top k by p[x0] the best
+//     commits, the others unless p < threshold (float32);
+//   any other alg: negative entropy (upstream ignores `alg` here), ts =
+//     linspace(1, eps, steps_per_block + 1), loop index i from 1: k = int(n (1 - ts[i+1]
+//     / ts[i])), all at i = steps_per_block - 1; at i = steps_per_block the call's
+//     result is dropped and the block ends.
+// dream.threshold / alg / alg_temp / top_k / top_p / temperature / eps / steps /
+// max_new_tokens / mask_id / seed mean what they mean for dream_generate.
+struct DreamBlockOptions {
+  DreamGenerateOptions dream;
+  int block_length = 32;
+  CachePolicy cache = CachePolicy::kPrefix;
+};
+// Returns the final canvas [prompt | max_new_tokens]. Throws Error on invalid options
+// (layout, kNone, no score_cached) and where upstream would loop forever (at
+// temperature 0 a threshold call changes nothing: the argmax is the mask id).
+std::vector<int32_t> dream_block_generate(const LogitSource& src, const std::vector<int32_t>& prompt,
+                                          const DreamBlockOptions& opt, const StepCallback& on_step = {});
 
 bool parse_remasking(const std::string& s, Remasking* out);
 bool parse_dream_alg(const std::string& s, DreamAlg* out);

@@ -1,5 +1,7 @@
 #include "decode/canvas.h"
 
+#include <algorithm>
+
 #include "unmask/error.h"
 
 namespace unmask::decode {
@@ -27,6 +29,13 @@ std::vector<int32_t> masked_slots(const std::vector<int32_t>& canvas, int32_t ma
   return out;
 }
 
+std::vector<int32_t> masked_slots_between(const std::vector<int32_t>& canvas, int32_t mask_id, int begin, int end) {
+  std::vector<int32_t> out;
+  for (int s = std::max(begin, 0); s < end && s < int(canvas.size()); ++s)
+    if (canvas[size_t(s)] == mask_id) out.push_back(s);
+  return out;
+}
+
 int count_masks(const std::vector<int32_t>& canvas, int32_t mask_id, int begin, int end) {
   int n = 0;
   for (int s = begin; s < end; ++s) n += canvas[size_t(s)] == mask_id;
@@ -39,6 +48,15 @@ void query_logits(const LogitSource& src, const std::vector<std::vector<int32_t>
   const size_t want = canvases.size() * slots.size() * size_t(src.vocab);
   check(out.size() == want, "logit source returned " + std::to_string(out.size()) + " floats, expected " +
                                 std::to_string(want) + " (canvases x slots x vocab)");
+}
+
+void query_logits_cached(const LogitSource& src, const std::vector<int32_t>& canvas, const CachedQuery& query,
+                         std::vector<float>& out, const std::string& decoder) {
+  check(bool(src.score_cached), decoder + ": the logit source keeps no KV cache (no score_cached)");
+  src.score_cached(canvas, query, out);
+  const size_t want = query.slots.size() * size_t(src.vocab);
+  check(out.size() == want, "logit source returned " + std::to_string(out.size()) + " floats for a cached query, expected " +
+                                std::to_string(want) + " (slots x vocab)");
 }
 
 void emit_step(const StepCallback& on_step, int step, int total_steps, const std::vector<int32_t>& canvas,

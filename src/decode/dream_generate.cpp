@@ -11,10 +11,8 @@
 //     or k slots drawn without replacement from softmax(confidence / alg_temp).
 // As upstream, x0 may be the mask id (the slot stays masked).
 #include "decode/canvas.h"
-#include "decode/commit.h"
 #include "decode/dream_sampling.h"
 #include "decode/schedule.h"
-#include "decode/scoring.h"
 #include "unmask/decode.h"
 #include "unmask/error.h"
 
@@ -57,21 +55,9 @@ std::vector<int32_t> dream_generate(const LogitSource& src, const std::vector<in
         conf[j] = r.confidence;
       }
       const int k = decode::dream_transfer_count(int(masked.size()), t, s, last);
-      if (k > 0) {
-        std::vector<int> chosen;
-        if (opt.alg_temp == 0) {
-          chosen = decode::top_k_indices(conf, k);
-        } else {
-          // softmax(full_confidence / alg_temp): unmasked slots are -inf there, weight 0.
-          std::vector<float> scaled(conf.size()), w(conf.size());
-          for (size_t j = 0; j < conf.size(); ++j) scaled[j] = conf[j] / float(opt.alg_temp);
-          if (!w.empty()) decode::softmax_f32(scaled.data(), int(w.size()), w.data());
-          chosen = decode::sample_without_replacement(w, k, rng);
-        }
-        for (int j : chosen) {
-          x[size_t(masked[size_t(j)])] = x0[size_t(j)];
-          committed.push_back(masked[size_t(j)]);
-        }
+      for (int j : decode::dream_choose(conf, k, opt.alg_temp, rng)) {
+        x[size_t(masked[size_t(j)])] = x0[size_t(j)];
+        committed.push_back(masked[size_t(j)]);
       }
     }
     decode::emit_step(on_step, i, opt.steps, x, std::move(committed), P, mask);

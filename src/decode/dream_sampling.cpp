@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "decode/commit.h"
 #include "decode/scoring.h"
 #include "unmask/error.h"
 
@@ -22,6 +23,15 @@ DreamSample dream_sample_row(float* row, int n, const DreamGenerateOptions& opt,
   if (kind == DreamConfidence::kMargin) out.confidence = margin_confidence(probs, n);
   if (kind == DreamConfidence::kNegEntropy) out.confidence = neg_entropy(probs, n);
   return out;
+}
+
+std::vector<int> dream_choose(const std::vector<float>& conf, int k, double alg_temp, Rng& rng) {
+  if (k <= 0) return {};
+  if (alg_temp == 0) return top_k_indices(conf, k);
+  std::vector<float> scaled(conf.size()), w(conf.size());
+  for (size_t j = 0; j < conf.size(); ++j) scaled[j] = conf[j] / float(alg_temp);
+  if (!w.empty()) softmax_f32(scaled.data(), int(w.size()), w.data());
+  return sample_without_replacement(w, k, rng);
 }
 
 void check_dream_options(const DreamGenerateOptions& opt) {

@@ -22,6 +22,12 @@ struct DreamSample {
 DreamSample dream_sample_row(float* row, int n, const DreamGenerateOptions& opt, DreamConfidence kind, Rng& rng,
                              float* probs);
 
+// Which of the candidates (confidences `conf`) a Dream step commits, best first: the
+// top k (alg_temp = 0), or k drawn without replacement from softmax(conf / alg_temp)
+// (upstream's torch.multinomial over the full confidence, where non-candidates are
+// -inf and weigh 0). k <= 0 chooses none.
+std::vector<int> dream_choose(const std::vector<float>& conf, int k, double alg_temp, Rng& rng);
+
 // Validates the options shared by every Dream alg (throws Error).
 void check_dream_options(const DreamGenerateOptions& opt);
 

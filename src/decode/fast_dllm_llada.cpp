@@ -9,43 +9,28 @@
 //     confidence < T;
 //   - factor f (takes precedence): get_transfer_index_dynamic's count (commit.h).
 // As upstream, x0 may be the mask id ("commits" a mask: the slot stays masked).
-#include <cmath>
-
+// opt.cache kPrefix / kDual hand over to fast_dllm_llada_cached.cpp.
 #include "decode/canvas.h"
-#include "decode/commit.h"
-#include "decode/sampling.h"
+#include "decode/fast_dllm_commit.h"
 #include "decode/schedule.h"
-#include "decode/scoring.h"
 #include "unmask/decode.h"
 #include "unmask/error.h"
 
 namespace unmask {
 
-namespace {
-
-// A block whose loop runs this many calls per block slot is declared stuck (only
-// reachable when sampling at T > 0 keeps drawing the mask id; at T = 0 a call that
-// changes nothing is detected at once).
-constexpr int kMaxCallsPerBlockSlot = 1000;
-
-}  // namespace
-
 std::vector<int32_t> fast_dllm_llada_generate(const LogitSource& src, const std::vector<int32_t>& prompt,
                                               const FastDllmLladaOptions& opt, const StepCallback& on_step) {
+  if (opt.cache != CachePolicy::kNone) return decode::fast_dllm_llada_cached_generate(src, prompt, opt, on_step);
   const std::string name = "fast_dllm_llada_generate";
   const auto layout = decode::llada_block_layout(opt.gen_length, opt.block_length, opt.steps, name);
   std::vector<int32_t> x = decode::init_canvas(src, prompt, opt.gen_length, opt.mask_id, name);
-  check(std::isfinite(opt.temperature) && opt.temperature >= 0,
-        name + ": temperature " + std::to_string(opt.temperature) + " must be >= 0");
-  check(!opt.threshold || std::isfinite(*opt.threshold), name + ": threshold must be finite");
-  check(!opt.factor || std::isfinite(*opt.factor), name + ": factor must be finite");
-  const int V = src.vocab, P = int(prompt.size());
+  decode::check_fast_dllm_options(opt, name);
+  const int P = int(prompt.size());
   const int32_t mask = opt.mask_id;
   const bool adaptive = opt.threshold || opt.factor;
 
   decode::Rng rng(opt.seed);
   std::vector<float> logits;
-  std::vector<double> probs(static_cast<size_t>(V));
   int step = 0;
   for (int b = 0; b < layout.num_blocks; ++b) {
     const int block_start = P + b * opt.block_length, block_end = block_start + opt.block_length;
@@ -57,52 +42,27 @@ std::vector<int32_t> fast_dllm_llada_generate(const LogitSource& src, const std:
               name + ": block " + std::to_string(b) + " still holds a mask after its " +
                   std::to_string(layout.steps_per_block) + " scheduled steps (the argmax was the mask id; "
                   "the reference fails with IndexError here)");
-      check(i < kMaxCallsPerBlockSlot * opt.block_length,
+      check(i < decode::kMaxCallsPerBlockSlot * opt.block_length,
             name + ": block " + std::to_string(b) + " made no progress in " + std::to_string(i) + " calls");
       const std::vector<int32_t> slots = decode::masked_slots(x, mask, block_end);
-      const size_t n = slots.size();
       decode::query_logits(src, {x}, slots, logits);
-      std::vector<int32_t> x0(n);
-      std::vector<double> conf(n);
-      for (size_t j = 0; j < n; ++j) {
-        const float* row = logits.data() + j * size_t(V);
-        x0[j] = opt.temperature == 0 ? decode::argmax_first(row, V)
-                                     : decode::gumbel_argmax(row, V, opt.temperature, rng);
-      }
-      for (size_t j = 0; j < n; ++j) {
-        if (opt.remasking == Remasking::kLowConfidence) {
-          decode::softmax_f64(logits.data() + j * size_t(V), V, probs.data());
-          conf[j] = probs[size_t(x0[j])];
-        } else {
-          conf[j] = rng.uniform_f32();  // torch.rand: float32 confidences
-        }
-      }
-      std::vector<int> chosen;
-      if (opt.factor) {
-        chosen = decode::top_k_indices(conf, decode::factor_rule_count(conf, *opt.factor));
-      } else if (opt.threshold) {
-        const double t = *opt.threshold;
-        // float32 confidences (random remasking) compare in float32, as torch does with a Python float.
-        const bool f32 = opt.remasking == Remasking::kRandom;
-        chosen = decode::threshold_select(conf, int(n), [&](double c) { return f32 ? float(c) < float(t) : c < t; });
-      } else {
-        chosen = decode::top_k_indices(conf, schedule[size_t(i)]);
-      }
-      bool changed = false;
-      std::vector<int32_t> committed;
-      for (int j : chosen) {
-        int32_t& slot = x[size_t(slots[size_t(j)])];
-        changed |= slot != x0[size_t(j)];
-        slot = x0[size_t(j)];
-        committed.push_back(slots[size_t(j)]);
-      }
-      decode::emit_step(on_step, step, adaptive ? 0 : opt.steps, x, std::move(committed), P, mask);
-      if (adaptive && !changed && opt.temperature == 0 && decode::count_masks(x, mask, block_start, block_end) > 0)
+      const int scheduled = adaptive ? 0 : schedule[size_t(i)];
+      decode::FastDllmCommit c = decode::fast_dllm_commit(opt, src.vocab, slots, logits, scheduled, rng, x);
+      decode::emit_step(on_step, step, adaptive ? 0 : opt.steps, x, std::move(c.committed), P, mask);
+      if (adaptive && !c.changed && opt.temperature == 0 && decode::count_masks(x, mask, block_start, block_end) > 0)
         throw Error(name + ": step " + std::to_string(step) + " committed only the mask id at temperature 0; "
                     "the reference would repeat it forever");
     }
   }
   return x;
+}
+
+bool parse_cache_policy(const std::string& s, CachePolicy* out) {
+  if (s == "none") *out = CachePolicy::kNone;
+  else if (s == "prefix") *out = CachePolicy::kPrefix;
+  else if (s == "dual") *out = CachePolicy::kDual;
+  else return false;
+  return true;
 }
 
 }  // namespace unmask

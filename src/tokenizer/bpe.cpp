@@ -98,12 +98,7 @@ class BpeModel::SymbolIndex {
     uint32_t tag = 0;
     int32_t sym = -1;
   };
-  static uint64_t hash(std::string_view s) {
-    // FNV-1a, then a multiplicative mix so low bits index the table well.
-    uint64_t h = 1469598103934665603ull;
-    for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
-    return (h ^ (h >> 29)) * 0xBF58476D1CE4E5B9ull;
-  }
+  static uint64_t hash(std::string_view s) { return WordCache::hash(s); }
   void rehash(size_t want) {
     size_t cap = 16;
     while (cap < want) cap <<= 1;
@@ -133,7 +128,6 @@ namespace {
 constexpr int32_t kNoRank = INT32_MAX;
 constexpr size_t kSmallWord = 48;      // linear scan below, heap above
 constexpr size_t kMaxCachedPiece = 256;
-constexpr size_t kMaxCacheEntries = 1 << 16;
 }  // namespace
 
 BpeModel::BpeModel(TokenizerFile& file, const nlohmann::json& cfg, const std::string& label) {
@@ -188,6 +182,12 @@ BpeModel::BpeModel(TokenizerFile& file, const nlohmann::json& cfg, const std::st
   merge_count_ = file.merge_left.size();
   file.merge_left = StringPool();
   file.merge_right = StringPool();
+  byte_pair_rank_.assign(256 * 256, kNoRank);
+  for (int a = 0; a < 256; ++a) {
+    for (int b = 0; b < 256; ++b) {
+      if (const PairTable::Slot* sl = pairs_->find(byte_sym_[a], byte_sym_[b])) byte_pair_rank_[a * 256 + b] = sl->rank;
+    }
+  }
 
   sym_out_.assign(syms_.size(), -1);
   for (int32_t id = 0; id < vocab_space_; ++id) {
@@ -210,11 +210,15 @@ int32_t BpeModel::sym_of(std::string_view s, bool create) {
 void BpeModel::set_added_tokens(const std::vector<std::pair<std::string, int32_t>>& added) {
   for (const auto& [content, id] : added) id_space_ = std::max(id_space_, id + 1);
   assigned_.resize(static_cast<size_t>(id_space_), false);
+  added_index_.assign(static_cast<size_t>(id_space_), -1);
+  for (const auto& [content, id] : added) {
+    added_index_[static_cast<size_t>(id)] = static_cast<int32_t>(added_content_.size());
+    added_content_.push_back(content);
+  }
   for (const auto& [content, id] : added) {
     // A symbol spelled like an added token is emitted with the added token's id.
     if (const int32_t sym = index_->find(content); sym >= 0) sym_out_[static_cast<size_t>(sym)] = id;
     added_[content] = id;
-    added_by_id_[id] = content;
     assigned_[static_cast<size_t>(id)] = true;
   }
   if (!unk_token_.empty()) unk_id_ = token_to_id(unk_token_);
@@ -229,21 +233,26 @@ int32_t BpeModel::token_to_id(std::string_view token) const {
 }
 
 std::string_view BpeModel::id_to_token(int32_t id) const {
-  if (!added_by_id_.empty()) {
-    if (auto it = added_by_id_.find(id); it != added_by_id_.end()) return it->second;
+  if (!added_index_.empty()) {
+    if (const int32_t a = added_index_[static_cast<size_t>(id)]; a >= 0) return added_content_[static_cast<size_t>(a)];
   }
   return id < vocab_space_ ? syms_.get(static_cast<size_t>(id)) : std::string_view();
 }
 
+void BpeModel::initial_ranks(const std::vector<int32_t>& syms, std::vector<int32_t>& ranks) const {
+  ranks.resize(syms.size());
+  for (size_t i = 0; i + 1 < syms.size(); ++i) {
+    const PairTable::Slot* s = pairs_->find(syms[i], syms[i + 1]);
+    ranks[i] = s ? s->rank : kNoRank;
+  }
+}
+
 void BpeModel::merge_small(std::vector<int32_t>& syms, std::vector<int32_t>& ranks) const {
-  const size_t n = syms.size();
-  ranks.resize(n);
   auto rank_at = [&](size_t i) {
     const PairTable::Slot* s = pairs_->find(syms[i], syms[i + 1]);
     return s ? s->rank : kNoRank;
   };
-  for (size_t i = 0; i + 1 < n; ++i) ranks[i] = rank_at(i);
-  size_t len = n;
+  size_t len = syms.size();
   while (len > 1) {
     size_t best = 0;
     int32_t best_rank = kNoRank;
@@ -334,13 +343,8 @@ void BpeModel::encode(std::string_view piece, bool raw_bytes, std::vector<int32_
     return;
   }
   const bool cacheable = piece.size() < kMaxCachedPiece;
-  if (cacheable) {
-    if (auto it = cache.map.find(piece); it != cache.map.end()) {
-      out.insert(out.end(), cache.ids.begin() + it->second.first,
-                 cache.ids.begin() + it->second.first + it->second.second);
-      return;
-    }
-  }
+  const uint64_t h = cacheable ? WordCache::hash(piece) : 0;
+  if (cacheable && cache.words.find(piece, h, out)) return;
   const size_t out_start = out.size();
   if (ignore_merges_) {
     // A pre-token that is itself a token is emitted whole.
@@ -355,16 +359,30 @@ void BpeModel::encode(std::string_view piece, bool raw_bytes, std::vector<int32_
   }
   if (out.size() == out_start) {
     std::vector<int32_t>& syms = cache.syms;
+    std::vector<int32_t>& ranks = cache.ranks;
     syms.clear();
-    auto merge_and_emit = [&] {
+    auto merge_and_emit = [&](bool ranks_ready) {
       if (syms.empty()) return;
-      if (syms.size() <= kSmallWord) merge_small(syms, cache.ranks);
-      else merge_large(syms);
+      if (syms.size() <= kSmallWord) {
+        if (!ranks_ready) initial_ranks(syms, ranks);
+        merge_small(syms, ranks);
+      } else {
+        merge_large(syms);
+      }
       emit(syms, out);
       syms.clear();
     };
     if (raw_bytes) {
-      for (unsigned char b : piece) syms.push_back(byte_sym_[b]);
+      // First-level pairs come from a dense byte x byte table (no hashing).
+      const auto* p = reinterpret_cast<const unsigned char*>(piece.data());
+      const size_t n = piece.size();
+      syms.resize(n);
+      if (n <= kSmallWord) ranks.resize(n);
+      for (size_t i = 0; i < n; ++i) {
+        syms[i] = byte_sym_[p[i]];
+        if (n <= kSmallWord && i + 1 < n) ranks[i] = byte_pair_rank_[p[i] * 256u + p[i + 1]];
+      }
+      merge_and_emit(true);
     } else {
       // Characters that are no symbol cannot merge: they go out alone as unknowns.
       size_t i = 0;
@@ -375,22 +393,14 @@ void BpeModel::encode(std::string_view piece, bool raw_bytes, std::vector<int32_
         if (const int32_t sym = index_->find(ch); sym >= 0) {
           syms.push_back(sym);
         } else {
-          merge_and_emit();
+          merge_and_emit(false);
           emit_unknown(ch, out);
         }
       }
+      merge_and_emit(false);
     }
-    merge_and_emit();
   }
-  if (cacheable) {
-    if (cache.map.size() >= kMaxCacheEntries) {
-      cache.map.clear();
-      cache.ids.clear();
-    }
-    const auto off = static_cast<uint32_t>(cache.ids.size());
-    cache.ids.insert(cache.ids.end(), out.begin() + static_cast<std::ptrdiff_t>(out_start), out.end());
-    cache.map.emplace(std::string(piece), std::make_pair(off, static_cast<uint32_t>(out.size() - out_start)));
-  }
+  if (cacheable) cache.words.insert(piece, h, out.data() + out_start, out.size() - out_start);
 }
 
 }  // namespace unmask::tok

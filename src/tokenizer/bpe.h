@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tokenizer/json_load.h"
+#include "tokenizer/word_cache.h"
 
 namespace unmask::tok {
 
@@ -29,8 +30,7 @@ using StringIdMap = std::unordered_map<std::string, int32_t, StringHash, std::eq
 
 // Per-call memo of piece -> ids (many pieces repeat in running text), plus scratch.
 struct BpeCache {
-  std::unordered_map<std::string, std::pair<uint32_t, uint32_t>, StringHash, std::equal_to<>> map;
-  std::vector<int32_t> ids;
+  WordCache words;
   std::vector<int32_t> syms;   // scratch
   std::vector<int32_t> ranks;  // scratch
   std::string text;            // scratch
@@ -62,7 +62,9 @@ class BpeModel {
   struct PairTable;
   class SymbolIndex;
   int32_t sym_of(std::string_view s, bool create);
+  // `ranks` holds the rank of each adjacent pair (kNoRank: none) on entry.
   void merge_small(std::vector<int32_t>& syms, std::vector<int32_t>& ranks) const;
+  void initial_ranks(const std::vector<int32_t>& syms, std::vector<int32_t>& ranks) const;
   void merge_large(std::vector<int32_t>& syms) const;
   void emit(const std::vector<int32_t>& syms, std::vector<int32_t>& out) const;
   void emit_unknown(std::string_view sym_text, std::vector<int32_t>& out) const;
@@ -74,7 +76,9 @@ class BpeModel {
   std::vector<bool> assigned_;           // by id
   std::vector<int32_t> sym_out_;         // symbol -> output id (-1: not a token)
   StringIdMap added_;                    // added token content -> id (looked up first)
-  std::unordered_map<int32_t, std::string> added_by_id_;
+  std::vector<std::string> added_content_;  // added tokens, in file order
+  std::vector<int32_t> added_index_;        // by id: index into added_content_, or -1
+  std::vector<int32_t> byte_pair_rank_;     // [256 * 256]: rank of the pair of two byte symbols
   std::unique_ptr<PairTable> pairs_;
   int32_t byte_sym_[256] = {};
   int32_t unk_id_ = -1;

@@ -354,8 +354,7 @@ Value slice_value(const Value& v, const Value& start, const Value& stop, const V
     if (!x.is(Value::Kind::kInt)) throw std::runtime_error("slice indices must be integers");
     return std::make_pair(true, x.i);
   };
-  const auto [has_step, st] = as_int(step, 1);
-  (void)has_step;
+  const int64_t st = as_int(step, 1).second;
   if (st == 0) throw std::runtime_error("slice step cannot be zero");
   const bool is_list = v.is(Value::Kind::kList);
   if (!is_list && !v.is(Value::Kind::kString)) throw std::runtime_error(std::string("cannot slice ") + v.type_name());
@@ -368,9 +367,8 @@ Value slice_value(const Value& v, const Value& start, const Value& stop, const V
     if (st > 0) return std::clamp<int64_t>(x, 0, n);
     return std::clamp<int64_t>(x, -1, n - 1);
   };
-  const auto [hb, b0] = as_int(start, 0);
-  const auto [he, e0] = as_int(stop, 0);
-  const int64_t b = clamp(hb, b0, st > 0 ? 0 : n - 1), e = clamp(he, e0, st > 0 ? n : -1);
+  const auto bs = as_int(start, 0), es = as_int(stop, 0);
+  const int64_t b = clamp(bs.first, bs.second, st > 0 ? 0 : n - 1), e = clamp(es.first, es.second, st > 0 ? n : -1);
   if (!is_list && st == 1) return Value::string(v.str.slice(off[static_cast<size_t>(b)], off[static_cast<size_t>(std::max(b, e))]));
   List items;
   Str text;

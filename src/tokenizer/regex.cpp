@@ -355,38 +355,43 @@ Regex::Regex(const std::string& pattern, const std::string& label)
 
 Regex::~Regex() = default;
 
+namespace {
+
+// Per-thread match scratch: a JIT stack larger than PCRE2's 32 KiB default (long runs
+// of some patterns need it) and match data, reused across calls instead of being
+// allocated (and mapped) per call.
+struct MatchScratch {
+  pcre2_jit_stack* stack = pcre2_jit_stack_create(32 * 1024, 16 * 1024 * 1024, nullptr);
+  pcre2_match_context* mctx = pcre2_match_context_create(nullptr);
+  pcre2_match_data* md = pcre2_match_data_create(32, nullptr);
+  MatchScratch() { pcre2_jit_stack_assign(mctx, nullptr, stack); }
+  ~MatchScratch() {
+    pcre2_match_data_free(md);
+    pcre2_match_context_free(mctx);
+    pcre2_jit_stack_free(stack);
+  }
+  MatchScratch(const MatchScratch&) = delete;
+  MatchScratch& operator=(const MatchScratch&) = delete;
+};
+
+}  // namespace
+
 void Regex::for_each_match(std::string_view text,
                            const std::function<void(size_t, size_t)>& on_match) const {
-  pcre2_match_data* md = pcre2_match_data_create_from_pattern(code_->code, nullptr);
-  pcre2_match_context* mctx = pcre2_match_context_create(nullptr);
-  pcre2_jit_stack* stack = nullptr;
-  if (code_->jit) {
-    // The default 32 KiB JIT stack is too small for long runs of some patterns.
-    stack = pcre2_jit_stack_create(32 * 1024, 16 * 1024 * 1024, nullptr);
-    pcre2_jit_stack_assign(mctx, nullptr, stack);
-  }
-  struct Cleanup {
-    pcre2_match_data* md;
-    pcre2_match_context* mctx;
-    pcre2_jit_stack* stack;
-    ~Cleanup() {
-      pcre2_match_data_free(md);
-      pcre2_match_context_free(mctx);
-      pcre2_jit_stack_free(stack);
-    }
-  } cleanup{md, mctx, stack};
-
+  thread_local MatchScratch scratch;
+  if (!scratch.md || !scratch.mctx) throw Error(label_ + ": out of memory for regex matching");
   const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
   size_t pos = 0;
   while (pos <= text.size()) {
-    const int rc = pcre2_match(code_->code, subject, text.size(), pos, PCRE2_NO_UTF_CHECK, md, mctx);
+    // rc == 0: more groups than the ovector holds; the whole-match offsets are still set.
+    const int rc = pcre2_match(code_->code, subject, text.size(), pos, PCRE2_NO_UTF_CHECK, scratch.md, scratch.mctx);
     if (rc == PCRE2_ERROR_NOMATCH) break;
     if (rc < 0) {
       PCRE2_UCHAR msg[256];
       pcre2_get_error_message(rc, msg, sizeof(msg));
       throw Error(label_ + ": regex match failed: " + reinterpret_cast<char*>(msg));
     }
-    const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
+    const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(scratch.md);
     const size_t start = ov[0], end = ov[1];
     on_match(start, end);
     if (end > start) {

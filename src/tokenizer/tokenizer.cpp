@@ -55,11 +55,20 @@ void load_post_processor(Tokenizer::Impl& impl, const json& pp, const std::strin
       } else if (item.contains("SpecialToken") && item["SpecialToken"].contains("id") &&
                  item["SpecialToken"]["id"].is_string()) {
         const std::string tok = item["SpecialToken"]["id"].get<std::string>();
-        // The special_tokens table may map one name to several ids.
+        // The reference looks the name up as a token; the file's special_tokens table
+        // (which may map a name to several ids) is the fallback.
         std::vector<int32_t> ids;
         const json& table = pp.value("special_tokens", json::object());
-        if (table.contains(tok) && table[tok].contains("ids") && table[tok]["ids"].is_array()) {
-          for (const auto& v : table[tok]["ids"]) ids.push_back(v.get<int32_t>());
+        if (const int32_t id = impl.model->token_to_id(tok); id >= 0) {
+          ids.push_back(id);
+        } else if (table.is_object() && table.contains(tok) && table[tok].is_object() && table[tok].contains("ids") &&
+                   table[tok]["ids"].is_array()) {
+          for (const auto& v : table[tok]["ids"]) {
+            if (!v.is_number_integer() || !impl.model->has_id(v.get<int32_t>())) {
+              throw Error(where + ": special_tokens[\"" + tok + "\"] has a bad id " + v.dump());
+            }
+            ids.push_back(v.get<int32_t>());
+          }
         } else {
           ids.push_back(lookup(tok));
         }
@@ -325,6 +334,25 @@ std::vector<int32_t> Tokenizer::encode_rendered(std::string_view text,
 
 std::string Tokenizer::decode(std::span<const int32_t> ids, const DecodeOptions& options) const {
   const Impl& im = *impl_;
+  const bool cleanup = options.clean_up_spaces.value_or(im.clean_up_spaces);
+  if (im.decoder && im.decoder->is_plain_byte_level()) {
+    // Fast path, same result as the ByteLevel decoder: token bytes, repaired per run
+    // between added tokens (which pass through as text).
+    std::string text, bytes;
+    for (int32_t id : ids) {
+      im.check_id(id);
+      if (options.skip_special && im.flag(id, Impl::kSkipSpecial)) continue;
+      if (im.flag(id, Impl::kAddedContent)) {
+        tok::append_sanitized_utf8(text, bytes);
+        bytes.clear();
+        text += im.model->id_to_token(id);
+      } else {
+        tok::append_byte_level_bytes(im.model->id_to_token(id), bytes);
+      }
+    }
+    tok::append_sanitized_utf8(text, bytes);
+    return cleanup ? tok::clean_up_tokenization(std::move(text)) : text;
+  }
   std::vector<tok::DecodeToken> toks;
   toks.reserve(ids.size());
   for (int32_t id : ids) {
@@ -338,7 +366,7 @@ std::string Tokenizer::decode(std::span<const int32_t> ids, const DecodeOptions&
   } else {
     for (size_t i = 0; i < toks.size(); ++i) text += (i ? " " : "") + toks[i].text;
   }
-  if (options.clean_up_spaces.value_or(im.clean_up_spaces)) text = tok::clean_up_tokenization(std::move(text));
+  if (cleanup) text = tok::clean_up_tokenization(std::move(text));
   return text;
 }
 

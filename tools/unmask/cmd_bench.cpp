@@ -127,7 +127,6 @@ void emit(const Row& r, const BenchArgs& a, DType dtype, const ops::PeakFigures&
   if (a.json) {
     nlohmann::json j = {{"what", r.what},
                         {"query_tokens", r.tokens},
-                        {"logit_rows", r.logit_rows},
                         {"threads", peaks.threads},
                         {"dtype", dtype == DType::BF16 ? "bf16" : "f32"},
                         {"isa", ops::isa_name(ops::best_isa())},
@@ -142,6 +141,7 @@ void emit(const Row& r, const BenchArgs& a, DType dtype, const ops::PeakFigures&
                         {"peak_fraction", rate / ref.gflops},
                         {"weight_gb_per_s", r.weight_bytes / s * 1e-9},
                         {"copy_peak_gb_per_s", peaks.copy_gbps}};
+    if (r.what == "forward") j["logit_rows"] = r.logit_rows;
     std::printf("%s\n", j.dump().c_str());
     std::fflush(stdout);
     return;
@@ -151,8 +151,9 @@ void emit(const Row& r, const BenchArgs& a, DType dtype, const ops::PeakFigures&
                 "ms (med)", "tok/s", "GFLOP", "GFLOP/s", "% peak", "W GB/s");
     *header_done = true;
   }
-  std::printf("%-18s %6lld %6lld %4d %5s %10.2f %9.1f %10.2f %9.1f %7.1f%% %7.1f\n", r.what.c_str(),
-              static_cast<long long>(r.tokens), static_cast<long long>(r.logit_rows), peaks.threads,
+  const std::string logits = r.what == "forward" ? std::to_string(r.logit_rows) : "-";
+  std::printf("%-18s %6lld %6s %4d %5s %10.2f %9.1f %10.2f %9.1f %7.1f%% %7.1f\n", r.what.c_str(),
+              static_cast<long long>(r.tokens), logits.c_str(), peaks.threads,
               dtype == DType::BF16 ? "bf16" : "f32", r.ms_median, double(r.tokens) / s, r.gflop, rate,
               100.0 * rate / ref.gflops, r.weight_bytes / s * 1e-9);
   std::fflush(stdout);
@@ -212,7 +213,7 @@ void run_gemm(const BenchArgs& a, const std::vector<int64_t>& counts, const ops:
   }
 }
 
-void run_forwards(const BenchArgs& a, const std::vector<int64_t>& counts, const ops::PeakFigures& peaks) {
+std::unique_ptr<Model> build_model(const BenchArgs& a) {
   std::unique_ptr<Model> model;
   if (!a.random_spec.empty()) {
     RandomModelSpec spec = parse_random_model_spec(a.random_spec);
@@ -225,6 +226,11 @@ void run_forwards(const BenchArgs& a, const std::vector<int64_t>& counts, const 
       throw Error("--dtype " + a.dtype + " does not match the weights of " + a.model_dir + " (" +
                   std::string(dtype_name(model->weight_dtype)) + ")");
   }
+  return model;
+}
+
+void run_forwards(const BenchArgs& a, const std::vector<int64_t>& counts, const Model* model,
+                  const ops::PeakFigures& peaks) {
   const ModelConfig& c = model->config;
   std::fprintf(stderr, "bench: %s, %lld parameters, hidden %d, %d layers, ffn %d, vocab %d, %s\n", c.family.c_str(),
                static_cast<long long>(parameter_count(*model)), c.hidden, c.n_layers, c.ffn, c.vocab,
@@ -259,6 +265,8 @@ void run_bench(const BenchArgs& a) {
   check(a.repeat > 0, "--repeat must be positive");
   if (a.threads > 0) omp_set_num_threads(a.threads);
   const std::vector<int64_t> counts = parse_counts(a.tokens, "--tokens");
+  if (!a.dtype.empty()) parse_dtype(a.dtype);  // reject a bad value before the slow parts
+  const std::unique_ptr<Model> model = a.gemm_mode ? nullptr : build_model(a);
   const int threads = omp_get_max_threads();
   std::fprintf(stderr, "bench: measuring peaks on %d thread(s)\n", threads);
   const ops::PeakFigures peaks = ops::measure_peaks(threads);
@@ -266,7 +274,7 @@ void run_bench(const BenchArgs& a) {
   if (a.gemm_mode)
     run_gemm(a, counts, peaks);
   else
-    run_forwards(a, counts, peaks);
+    run_forwards(a, counts, model.get(), peaks);
 }
 
 }  // namespace

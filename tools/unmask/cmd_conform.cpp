@@ -5,6 +5,7 @@
 // One line per case (PASS / FAIL <what differs> / SKIP <why>), then the totals;
 // exit code 1 when anything failed. A case with missing or malformed files FAILs.
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -328,24 +329,68 @@ int32_t case_mask_id(const Fixture& fx, const Kwargs& kw, const std::string& key
   fail("no mask id: neither kwargs." + key + " nor config.json mask_token_id");
 }
 
-enum class GenKind { kLladaRef, kFastLlada, kDream, kFastDream, kNeedsCache, kUnknown };
+enum class GenKind { kLladaRef, kFastLlada, kDream, kFastDream, kFastDreamBlock, kUnknown };
+
+struct GenFunction {
+  GenKind kind = GenKind::kUnknown;
+  CachePolicy cache = CachePolicy::kNone;  // kFastLlada: which generate variant
+};
+
+// The identifier right after `marker` in `f` ("" when `marker` is absent).
+std::string name_after(const std::string& f, const std::string& marker) {
+  const size_t at = f.find(marker);
+  if (at == std::string::npos) return "";
+  size_t end = at + marker.size();
+  while (end < f.size() && (std::isalnum(static_cast<unsigned char>(f[end])) || f[end] == '_')) ++end;
+  return f.substr(at + marker.size(), end - at - marker.size());
+}
 
 // The manifest's "function" names the upstream function (repo, file, name).
-GenKind classify(const std::string& f) {
+GenFunction classify(const std::string& f) {
   const auto has = [&](const char* s) { return f.find(s) != std::string::npos; };
-  if (has("generate_with_prefix_cache") || has("generate_with_dual_cache") || has("generation_utils_block.py"))
-    return GenKind::kNeedsCache;
-  if (has("Fast-dLLM llada/generate.py::generate")) return GenKind::kFastLlada;
-  if (has("ML-GSAI/LLaDA generate.py::generate")) return GenKind::kLladaRef;
-  if (has("DreamGenerationMixin.diffusion_generate"))
-    return has("Fast-dLLM dream/model/generation_utils.py") ? GenKind::kFastDream : GenKind::kDream;
-  return GenKind::kUnknown;
+  GenFunction g;
+  if (has("Fast-dLLM")) {
+    const std::string llada = name_after(f, "llada/generate.py::");
+    if (llada == "generate") g.kind = GenKind::kFastLlada;
+    else if (llada == "generate_with_prefix_cache") g = {GenKind::kFastLlada, CachePolicy::kPrefix};
+    else if (llada == "generate_with_dual_cache") g = {GenKind::kFastLlada, CachePolicy::kDual};
+    else if (has("dream/model/generation_utils_block.py") && has("DreamGenerationMixin.diffusion_generate"))
+      g.kind = GenKind::kFastDreamBlock;
+    else if (has("dream/model/generation_utils.py") && has("DreamGenerationMixin.diffusion_generate"))
+      g.kind = GenKind::kFastDream;
+    return g;
+  }
+  if (has("ML-GSAI/LLaDA") && name_after(f, "generate.py::") == "generate") g.kind = GenKind::kLladaRef;
+  else if (has("DreamGenerationMixin.diffusion_generate")) g.kind = GenKind::kDream;
+  return g;
+}
+
+bool is_dream(GenKind k) { return k == GenKind::kDream || k == GenKind::kFastDream || k == GenKind::kFastDreamBlock; }
+
+DreamGenerateOptions dream_options(GenKind kind, const Fixture& fx, const Kwargs& kw, const std::vector<int32_t>& prompt) {
+  DreamGenerateOptions o;
+  if (kw.has("max_new_tokens")) o.max_new_tokens = kw.integer("max_new_tokens", 0);
+  else if (kw.has("max_length")) o.max_new_tokens = kw.integer("max_length", 0) - int(prompt.size());
+  else fail("kwargs: neither max_new_tokens nor max_length");
+  o.steps = kw.integer("steps", 512);
+  o.eps = kw.number("eps", 1e-3);
+  // Not passed -> inherited from the model config's legacy generation defaults (README).
+  o.temperature = kw.number("temperature", 1.0);
+  o.alg_temp = kw.number("alg_temp", 0.0);
+  o.threshold = kw.number("threshold", 0.9);
+  if (!parse_dream_alg(kw.string("alg", "origin"), &o.alg)) fail("kwargs.alg '" + kw.string("alg", "") + "': unknown");
+  if (o.alg == DreamAlg::kConfidenceThreshold && kind == GenKind::kDream)
+    fail("alg confidence_threshold exists only in Fast-dLLM's generation_utils.py / generation_utils_block.py");
+  o.mask_id = case_mask_id(fx, kw, "mask_token_id");
+  o.top_k = kw.has("top_k") ? (kw.is_null("top_k") ? 0 : kw.integer("top_k", 0)) : 50;
+  o.top_p = kw.number("top_p", 1.0);
+  return o;
 }
 
 // Runs the case's decoder on `src`; returns the final canvas.
-std::vector<int32_t> run_decoder(GenKind kind, const Fixture& fx, const Model& model, const Kwargs& kw,
+std::vector<int32_t> run_decoder(const GenFunction& fn, const Fixture& fx, const Model& model, const Kwargs& kw,
                                  const std::vector<int32_t>& prompt, const LogitSource& src) {
-  if (kind == GenKind::kLladaRef) {
+  if (fn.kind == GenKind::kLladaRef) {
     LladaGenerateOptions o;
     o.steps = kw.integer("steps", 128);
     o.gen_length = kw.integer("gen_length", 128);
@@ -360,7 +405,7 @@ std::vector<int32_t> run_decoder(GenKind kind, const Fixture& fx, const Model& m
     o.eot_id = model.config.special.eot;
     return llada_generate(src, prompt, o);
   }
-  if (kind == GenKind::kFastLlada) {
+  if (fn.kind == GenKind::kFastLlada) {
     FastDllmLladaOptions o;
     o.steps = kw.integer("steps", 128);
     o.gen_length = kw.integer("gen_length", 128);
@@ -370,25 +415,18 @@ std::vector<int32_t> run_decoder(GenKind kind, const Fixture& fx, const Model& m
     o.mask_id = case_mask_id(fx, kw, "mask_id");
     o.threshold = kw.optional_number("threshold");
     o.factor = kw.optional_number("factor");
+    o.cache = fn.cache;
     return fast_dllm_llada_generate(src, prompt, o);
   }
-  DreamGenerateOptions o;
-  if (kw.has("max_new_tokens")) o.max_new_tokens = kw.integer("max_new_tokens", 0);
-  else if (kw.has("max_length")) o.max_new_tokens = kw.integer("max_length", 0) - int(prompt.size());
-  else fail("kwargs: neither max_new_tokens nor max_length");
-  o.steps = kw.integer("steps", 512);
-  o.eps = kw.number("eps", 1e-3);
-  // Not passed -> inherited from the model config's legacy generation defaults (README).
-  o.temperature = kw.number("temperature", 1.0);
-  o.alg_temp = kw.number("alg_temp", 0.0);
-  o.threshold = kw.number("threshold", 0.9);
-  if (!parse_dream_alg(kw.string("alg", "origin"), &o.alg)) fail("kwargs.alg '" + kw.string("alg", "") + "': unknown");
-  if (o.alg == DreamAlg::kConfidenceThreshold && kind != GenKind::kFastDream)
-    fail("alg confidence_threshold exists only in Fast-dLLM's generation_utils.py");
-  o.mask_id = case_mask_id(fx, kw, "mask_token_id");
-  o.top_k = kw.has("top_k") ? (kw.is_null("top_k") ? 0 : kw.integer("top_k", 0)) : 50;
-  o.top_p = kw.number("top_p", 1.0);
-  return dream_generate(src, prompt, o);
+  if (fn.kind == GenKind::kFastDreamBlock) {
+    DreamBlockOptions o;
+    o.dream = dream_options(fn.kind, fx, kw, prompt);
+    // Upstream defaults (diffusion_generate's kwargs.get): block_length 32, dual_cache False.
+    o.block_length = kw.integer("block_length", 32);
+    o.cache = kw.boolean("dual_cache", false) ? CachePolicy::kDual : CachePolicy::kPrefix;
+    return dream_block_generate(src, prompt, o);
+  }
+  return dream_generate(src, prompt, dream_options(fn.kind, fx, kw, prompt));
 }
 
 // A case the reference decided with torch's RNG cannot be replayed: our sampling
@@ -399,7 +437,9 @@ std::string stochastic_reason(GenKind kind, const Kwargs& kw) {
     if (kw.string("remasking", "low_confidence") == "random") return "samples with torch's RNG (random remasking)";
     return "";
   }
-  if (kw.string("alg", "origin") == "origin") return "samples with torch's RNG (alg origin)";
+  // The block version never draws for alg origin (it falls through to negative entropy).
+  if (kind != GenKind::kFastDreamBlock && kw.string("alg", "origin") == "origin")
+    return "samples with torch's RNG (alg origin)";
   if (kw.number("temperature", 1.0) > 0) return "samples with torch's RNG (temperature > 0)";
   if (kw.number("alg_temp", 0) > 0) return "samples with torch's RNG (alg_temp > 0)";
   return "";
@@ -427,13 +467,37 @@ void compare_states(const std::vector<std::vector<int64_t>>& got, const std::vec
          std::to_string(std::min(got.size(), want.size())) + " agree)");
 }
 
+// The manifest's n_model_calls and model_input_shapes ([batch, rows] per call), when it
+// has them: the number of calls and how many rows each one recomputed (a cached call
+// feeds only its window) are part of the reference's behaviour.
+void compare_calls(const json& g, const std::vector<std::pair<int64_t, int64_t>>& shapes) {
+  if (g.contains("n_model_calls")) {
+    if (!g["n_model_calls"].is_number_integer()) fail("n_model_calls: expected an integer");
+    if (g["n_model_calls"].get<int64_t>() != int64_t(shapes.size()))
+      fail(std::to_string(shapes.size()) + " model calls, manifest n_model_calls is " + g["n_model_calls"].dump());
+  }
+  if (!g.contains("model_input_shapes")) return;
+  const json& want = g["model_input_shapes"];
+  if (!want.is_array() || want.size() != shapes.size())
+    fail("model_input_shapes: manifest lists " + (want.is_array() ? std::to_string(want.size()) : want.dump()) +
+         " calls, the decoder made " + std::to_string(shapes.size()));
+  for (size_t c = 0; c < shapes.size(); ++c) {
+    const json& w = want[c];
+    if (!w.is_array() || w.size() != 2 || !w[0].is_number_integer() || !w[1].is_number_integer())
+      fail("model_input_shapes[" + std::to_string(c) + "]: expected [batch, length], got " + w.dump());
+    if (w[0].get<int64_t>() != shapes[c].first || w[1].get<int64_t>() != shapes[c].second)
+      fail("call " + std::to_string(c) + " input shape [" + std::to_string(shapes[c].first) + ", " +
+           std::to_string(shapes[c].second) + "], manifest model_input_shapes says " + w.dump());
+  }
+}
+
 // Returns a SKIP reason, or "" after the case passed (failures throw).
 std::string generate_case(Fixture& fx, const std::string& name, const json& g) {
   if (!g.is_object()) fail("manifest entry is not an object");
   if (!g.contains("function") || !g["function"].is_string()) fail("no function");
   const std::string function = g["function"];
-  const GenKind kind = classify(function);
-  if (kind == GenKind::kNeedsCache) return "needs KV cache (fast-decoding issue)";
+  const GenFunction fn = classify(function);
+  const GenKind kind = fn.kind;
   if (kind == GenKind::kUnknown) fail("unsupported function '" + function + "'");
   const json kwargs_json = g.contains("kwargs") ? g["kwargs"] : json::object();
   std::vector<std::string> known;
@@ -445,10 +509,11 @@ std::string generate_case(Fixture& fx, const std::string& name, const json& g) {
   else
     known = {"max_new_tokens", "max_length", "steps", "eps", "temperature", "top_p", "top_k", "alg", "alg_temp",
              "mask_token_id", "threshold", "output_history", "return_dict_in_generate"};
+  if (kind == GenKind::kFastDreamBlock) known.insert(known.end(), {"block_length", "dual_cache"});
   json effective = kwargs_json;
   // Dream: the manifest's effective_top_k / effective_top_p (null = none) describe what
   // the reference actually applied, including inherited defaults.
-  if (kind == GenKind::kDream || kind == GenKind::kFastDream) {
+  if (is_dream(kind)) {
     if (g.contains("effective_top_k")) effective["top_k"] = g["effective_top_k"];
     if (g.contains("effective_top_p")) effective["top_p"] = g["effective_top_p"];
   }
@@ -465,8 +530,11 @@ std::string generate_case(Fixture& fx, const std::string& name, const json& g) {
     want.emplace_back(flat.begin() + r * states.shape[1], flat.begin() + (r + 1) * states.shape[1]);
 
   const Model& model = fixture_model(fx, weights_file(fx, false));
-  // Record the canvas the model sees at every call (the cond canvas under CFG).
+  // Record the canvas the model sees at every call (the cond canvas under CFG; the
+  // whole canvas also when a cached call feeds only a window of it) and the call's
+  // input shape [batch, query rows] as the manifest's model_input_shapes has it.
   std::vector<std::vector<int64_t>> got;
+  std::vector<std::pair<int64_t, int64_t>> shapes;
   // Trajectories run the forward at reference precision: the fixtures certify each
   // trajectory under a float64 model, and some hinge on gaps below f32 rounding noise
   // (forward logits are checked separately on the fast path).
@@ -475,17 +543,24 @@ std::string generate_case(Fixture& fx, const std::string& name, const json& g) {
   src.score = [&](const std::vector<std::vector<int32_t>>& canvases, const std::vector<int32_t>& slots,
                   std::vector<float>& out) {
     got.emplace_back(canvases.at(0).begin(), canvases.at(0).end());
+    shapes.emplace_back(int64_t(canvases.size()), int64_t(canvases.at(0).size()));
     inner.score(canvases, slots, out);
+  };
+  src.score_cached = [&](const std::vector<int32_t>& canvas, const CachedQuery& query, std::vector<float>& out) {
+    got.emplace_back(canvas.begin(), canvas.end());
+    shapes.emplace_back(1, int64_t(query.query_end - query.query_begin));
+    inner.score_cached(canvas, query, out);
   };
   std::vector<int32_t> final_canvas;
   try {
-    final_canvas = run_decoder(kind, fx, model, kw, prompt, src);
+    final_canvas = run_decoder(fn, fx, model, kw, prompt, src);
   } catch (const Error& e) {
     fail(std::string("decoder: ") + e.what());
   }
   got.emplace_back(final_canvas.begin(), final_canvas.end());
   const bool dedupe = function.find("prefix_cache") != std::string::npos || function.find("dual_cache") != std::string::npos;
   compare_states(dedupe ? drop_consecutive_duplicates(got) : got, dedupe ? drop_consecutive_duplicates(want) : want);
+  compare_calls(g, shapes);
   if (g.contains("final_ids")) {
     if (!g["final_ids"].is_array()) fail("final_ids: expected a list");
     std::vector<int64_t> ids;

@@ -13,6 +13,7 @@ void register_forward(CLI::App& app);
 void register_inspect(CLI::App& app);
 void register_conform(CLI::App& app);
 void register_bench(CLI::App& app);
+void register_tokenize(CLI::App& app);
 
 // Set by a subcommand whose outcome is not plain success (e.g. conform failures).
 int& exit_code();

@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   unmask::cli::register_inspect(app);
   unmask::cli::register_conform(app);
   unmask::cli::register_bench(app);
+  unmask::cli::register_tokenize(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

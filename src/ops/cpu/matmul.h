@@ -6,7 +6,8 @@
 // (typically from an mmapped safetensors file, so it may be only 2-byte aligned: the
 // kernels use unaligned loads only). x [n, k] and y [n, out] are dense f32 row-major
 // buffers owned by the caller; bias [out] is f32 or null. Nothing is retained after the
-// call; the bf16 path allocates a temporary [n, k] bf16 copy of x per call.
+// call; the SIMD paths allocate per call a private copy of x (with a padded row stride,
+// rounded to bf16 for BF16 weights) and small per-thread output tiles.
 //
 // Numerics:
 //   F32 W:  f32 products accumulated in f32 (FMA).

@@ -30,7 +30,7 @@ inline __m128 reduce4(__m256 a, __m256 b, __m256 c, __m256 d) {
   return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
 }
 
-// Weight loaders: 8 consecutive weights as f32. `n` < 8 reads only n (tail).
+// Weight loaders: 8 consecutive weights as f32; the _tail forms read only n < 8 of them.
 inline __m256 load_w(const float* w) { return _mm256_loadu_ps(w); }
 inline __m256 load_w(const uint16_t* w) {
   const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w));
@@ -100,13 +100,27 @@ struct TileTable {
   }
 };
 
+// Row stride of the private x copy: an odd number of cache lines, so the R rows of an
+// x block do not alias one L1 set when k is a power of two (see matmul_avx512.cpp).
+int64_t padded_ld(int64_t k) {
+  int64_t lines = (k * 4 + 63) / 64;
+  if (lines % 2 == 0) ++lines;
+  return lines * 16;
+}
+
 template <typename T>
-void run(const Problem& p, const float* x, const T* w) {
+void run(const Problem& p, const T* w) {
   static const TileTable<T> tiles;
+  const int64_t ldx = padded_ld(p.k);
+  std::vector<float> xc(size_t(p.n * ldx));  // x, rounded to bf16 values for BF16 weights
 #pragma omp parallel num_threads(p.threads)
   {
-    // Columns split over threads in kC-wide tiles; rows when outputs are few.
     const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
+    for (int64_t r = p.n * tid / nt; r < p.n * (tid + 1) / nt; ++r)
+      for (int64_t i = 0; i < p.k; ++i)
+        xc[size_t(r * ldx + i)] = p.dtype == DType::BF16 ? round_to_bf16(p.x[r * p.k + i]) : p.x[r * p.k + i];
+#pragma omp barrier
+    // Columns split over threads in kC-wide tiles; rows when outputs are few.
     const int64_t col_tiles = (p.out + kC - 1) / kC;
     int64_t r0 = 0, r1 = p.n, c0 = 0, c1 = p.out;
     if (col_tiles >= int64_t(nt) * 8 || p.n < int64_t(nt) * kR) {
@@ -125,7 +139,7 @@ void run(const Problem& p, const float* x, const T* w) {
           const int64_t rr = std::min<int64_t>(kR, r1 - r);
           for (int64_t c = cb; c < ce; c += kC) {
             const int64_t cc = std::min<int64_t>(kC, ce - c);
-            tiles.fn[rr - 1][cc - 1](x + r * p.k + kb, p.k, w + c * p.k + kb, p.k, kc, p.y + r * p.out + c, p.out,
+            tiles.fn[rr - 1][cc - 1](xc.data() + r * ldx + kb, ldx, w + c * p.k + kb, p.k, kc, p.y + r * p.out + c, p.out,
                                      p.bias ? p.bias + c : nullptr, kb == 0);
           }
         }
@@ -137,13 +151,10 @@ void run(const Problem& p, const float* x, const T* w) {
 }  // namespace
 
 void matmul_avx2(const Problem& p) {
-  if (p.dtype == DType::F32) {
-    run(p, p.x, static_cast<const float*>(p.w));
-    return;
-  }
-  std::vector<float> xr(size_t(p.n * p.k));  // x rounded to bf16 values once per call
-  for (int64_t i = 0; i < p.n * p.k; ++i) xr[size_t(i)] = round_to_bf16(p.x[i]);
-  run(p, xr.data(), static_cast<const uint16_t*>(p.w));
+  if (p.dtype == DType::F32)
+    run(p, static_cast<const float*>(p.w));
+  else
+    run(p, static_cast<const uint16_t*>(p.w));
 }
 
 }  // namespace unmask::ops::matmul_detail
