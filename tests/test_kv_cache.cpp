@@ -110,8 +110,11 @@ TEST(KvCacheForwardErrors, SpanOutsideCacheIsRejected) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(TinyModels, KvCacheForward, ::testing::Values("llada-tiny", "dream-tiny"),
-                         [](const auto& info) { return std::string(info.param) == "llada-tiny" ? "llada" : "dream"; });
+std::string family_name(const ::testing::TestParamInfo<const char*>& param) {
+  return std::string(param.param) == "llada-tiny" ? "llada" : "dream";
+}
+
+INSTANTIATE_TEST_SUITE_P(TinyModels, KvCacheForward, ::testing::Values("llada-tiny", "dream-tiny"), family_name);
 
 }  // namespace
 }  // namespace unmask

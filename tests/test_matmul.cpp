@@ -58,12 +58,12 @@ Case make_case(int64_t n, int64_t k, int64_t out, DType dtype, size_t offset, ui
   return c;
 }
 
-// Both sides compute the same exact products (f32 x f32 rounded once by FMA, or bf16 x
-// bf16, exact in f32) and differ only in summation: the reference sums in double, a
-// kernel in f32 in some order. Any f32 summation of k terms (+ bias) is within
-// (k + 1) * 2^-24 * sum|terms| of the exact sum (standard first-order bound, one
-// rounding per addition); the double reference is ~2^-29 closer still, covered by
-// the factor 2.
+// The reference sums exact products (bf16-rounded x for BF16 weights) in double, so its
+// own error is ~k * 2^-53 relative, negligible. A kernel works in f32 and rounds at most
+// twice per term (product, then add; an FMA or VDPBF16PS rounds less), in any order,
+// plus once for the bias: the standard first-order bound for such a sum is
+// 2 * (k + 1) * 2^-24 * (sum |x_i * w_i| + |bias|). Summation order is the only
+// allowed difference, so anything beyond this bound is a kernel bug.
 void expect_close(const Case& c, const std::vector<float>& got, const std::vector<float>& want, const char* what) {
   const TensorView w = c.view();
   for (int64_t r = 0; r < c.n; ++r) {

@@ -176,6 +176,100 @@ struct DreamBlockOptions {
 std::vector<int32_t> dream_block_generate(const LogitSource& src, const std::vector<int32_t>& prompt,
                                           const DreamBlockOptions& opt, const StepCallback& on_step = {});
 
+// ---- unmask's own block decoder (src/decode/block_*.cpp, docs/decoders.md) ---------
+// A semi-autoregressive decoder for speed, composed of separately tested parts:
+// fused scoring, commit rules, cache policies, EOS early stop with dynamic length,
+// and infilling. It reproduces no paper: with BlockCache::kNone, BlockCommit::kTopN,
+// BlockScore::kConfidence, a fixed canvas and temperature 0 it commits what
+// llada_generate commits (whenever the reference never commits the mask id, which
+// this decoder never does).
+
+// Per-slot score the commit rules rank by (larger = surer).
+enum class BlockScore { kConfidence, kMargin, kNegEntropy };
+// Which of the active block's masked slots a step commits (always at least one):
+//   kTopN:      the schedule's n_k (LLaDA's get_num_transfer_tokens over steps_per_block);
+//   kThreshold: every slot with score >= threshold, at least the best (Fast-dLLM);
+//   kFactor:    sorted scores c_1 >= c_2 >= ...: the largest n with c_i >= 1 - f/(i+1)
+//               for every i <= n (Fast-dLLM's rule without upstream's off-by-one);
+//   kDynamic:   every slot with score > threshold if that is at least n_k, else the top
+//               n_k (LLaDA2 / SDAR).
+enum class BlockCommit { kTopN, kThreshold, kFactor, kDynamic };
+// Which K/V a step reuses (active block [start, end) of a canvas of length L):
+//   kNone:   every step is a full forward over the canvas (LogitSource::score).
+//   kPrefix: block start: full forward storing all K/V; then rows [start-1, L).
+//   kDual:   block start: the same; then rows [start-1, end), written back.
+//   kWindow: ours. Block start: the same; then rows [start-W, end+W) clamped to the
+//            canvas, all written back: the W committed slots before the block and the
+//            W slots after it are refreshed every step (docs/decoders.md).
+// Windows begin one row early so a family with a logit shift scores the block's first
+// slot from its proper row (LogitSource: a slot whose row lies before the window is
+// scored by its own row).
+enum class BlockCache { kNone, kPrefix, kDual, kWindow };
+
+struct BlockDecoderOptions {
+  // Length: max_tokens > 0 = dynamic length (the canvas grows block by block: the prompt,
+  // the finished blocks and the active block; no trailing masks; the last block may be
+  // shorter); else gen_length > 0 = a fixed canvas of gen_length masks from the start,
+  // with the reference layout (gen_length % block_length == 0). Ignored by block_infill.
+  int max_tokens = 0, gen_length = 0;
+  int block_length = 32;
+  // Steps over the whole length, for the kTopN / kDynamic schedule; 0 = one slot per
+  // step. Fixed canvas: steps % blocks == 0 and steps / blocks per block, as
+  // llada_generate; dynamic length and infill: max(1, steps * block_length / length)
+  // per block (length = max_tokens, or the number of holes' masks).
+  int steps = 0;
+  BlockScore score = BlockScore::kConfidence;
+  BlockCommit commit = BlockCommit::kThreshold;
+  double threshold = 0.9;  // kThreshold, kDynamic
+  double factor = 1.0;     // kFactor
+  BlockCache cache = BlockCache::kDual;
+  int refresh_window = 16;  // kWindow: W
+  // Sampling: temperature 0 = argmax; else softmax(logits / T) after top-k (> 0) and
+  // top-p (< 1) filters, one seeded draw per slot. The mask id is never a candidate.
+  double temperature = 0.0, top_p = 1.0;
+  int top_k = 0;
+  uint64_t seed = 0;
+  int32_t mask_id = -1;
+  // End tokens (eos, eot). Decoding stops once one is committed with no mask before it
+  // (block_decode only); empty = never stop early.
+  std::vector<int32_t> end_ids;
+};
+
+struct BlockDecodeResult {
+  // block_decode: [prompt | answer | end token] when an end token stopped it, else
+  // [prompt | every generated slot]. block_infill: the filled canvas.
+  std::vector<int32_t> canvas;
+  int prompt_length = 0;
+  int forwards = 0;   // model calls (score + score_cached)
+  int generated = 0;  // slots committed that are part of the output (end token excluded)
+  bool ended = false; // an end token stopped decoding
+};
+
+// Throws Error on invalid options (lengths, threshold, factor, temperature, ids, a
+// cache policy without LogitSource::score_cached).
+BlockDecodeResult block_decode(const LogitSource& src, const std::vector<int32_t>& prompt,
+                               const BlockDecoderOptions& opt, const StepCallback& on_step = {});
+
+// Infilling: `canvas` holds mask_id anywhere. Each maximal run of masks, cut into
+// block_length pieces, is a block, decoded left to right with the same rules; the
+// non-mask slots never change. Cache windows are positional as in block_decode (the
+// "suffix" is whatever follows the block: text and later holes). No EOS stop.
+BlockDecodeResult block_infill(const LogitSource& src, const std::vector<int32_t>& canvas,
+                               const BlockDecoderOptions& opt, const StepCallback& on_step = {});
+
+// An infill template: text with holes. `{mask:N}` is N mask slots (N >= 1), `{{` is a
+// literal `{`, a lone `}` is literal; any other `{` is an error (Error names the offset).
+// Escapes `\n`, `\t`, `\\` become newline, tab, backslash (shell single quotes keep them).
+struct InfillSegment {
+  std::string text;  // when masks == 0
+  int masks = 0;
+};
+std::vector<InfillSegment> parse_infill_template(const std::string& tmpl);
+
+bool parse_block_score(const std::string& s, BlockScore* out);    // confidence | margin | entropy
+bool parse_block_commit(const std::string& s, BlockCommit* out);  // topn | threshold | factor | dynamic
+bool parse_block_cache(const std::string& s, BlockCache* out);    // none | prefix | dual | window
+
 bool parse_remasking(const std::string& s, Remasking* out);
 bool parse_dream_alg(const std::string& s, DreamAlg* out);
 

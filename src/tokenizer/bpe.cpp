@@ -62,9 +62,10 @@ struct BpeModel::PairTable {
 class BpeModel::SymbolIndex {
  public:
   explicit SymbolIndex(const StringPool& pool) : pool_(pool) { rehash(1024); }
-  int32_t find(std::string_view s) const {
-    const uint64_t h = hash(s);
-    const auto tag = static_cast<uint32_t>(h);
+  static uint64_t hash(std::string_view s) { return WordCache::hash(s); }
+  int32_t find(std::string_view s) const { return find(s, hash(s)); }
+  int32_t find(std::string_view s, uint64_t h) const {
+    const auto tag = static_cast<uint32_t>(h >> 32);
     for (size_t i = h & mask_;; i = (i + 1) & mask_) {
       const Slot& sl = slots_[i];
       if (sl.sym < 0) return -1;
@@ -72,10 +73,9 @@ class BpeModel::SymbolIndex {
     }
   }
   // Maps s to sym (replacing an earlier mapping of the same string).
-  void put(std::string_view s, int32_t sym) {
+  void put(std::string_view s, uint64_t h, int32_t sym) {
     if ((count_ + 1) * 2 > slots_.size()) rehash(slots_.size() * 2);
-    const uint64_t h = hash(s);
-    const auto tag = static_cast<uint32_t>(h);
+    const auto tag = static_cast<uint32_t>(h >> 32);
     for (size_t i = h & mask_;; i = (i + 1) & mask_) {
       Slot& sl = slots_[i];
       if (sl.sym < 0) {
@@ -92,13 +92,21 @@ class BpeModel::SymbolIndex {
   void reserve(size_t n) {
     if (n * 2 > slots_.size()) rehash(n * 2);
   }
+  // Loading does ~10^6 lookups in tables far larger than the caches: batches first
+  // touch the home slots (and the strings they point to), then look up for real.
+  void prefetch_slot(uint64_t h) const { __builtin_prefetch(&slots_[h & mask_]); }
+  void prefetch_key(uint64_t h) const {
+    const Slot& sl = slots_[h & mask_];
+    if (sl.sym >= 0 && sl.tag == static_cast<uint32_t>(h >> 32)) {
+      __builtin_prefetch(pool_.chars.data() + pool_.offsets[static_cast<size_t>(sl.sym)]);
+    }
+  }
 
  private:
   struct Slot {
     uint32_t tag = 0;
     int32_t sym = -1;
   };
-  static uint64_t hash(std::string_view s) { return WordCache::hash(s); }
   void rehash(size_t want) {
     size_t cap = 16;
     while (cap < want) cap <<= 1;
@@ -112,7 +120,7 @@ class BpeModel::SymbolIndex {
       const uint64_t h = hash(pool_.get(static_cast<size_t>(sl.sym)));
       for (size_t i = h & mask_;; i = (i + 1) & mask_) {
         if (slots_[i].sym < 0) {
-          slots_[i] = {static_cast<uint32_t>(h), sl.sym};
+          slots_[i] = {static_cast<uint32_t>(h >> 32), sl.sym};
           ++count_;
           break;
         }
@@ -160,24 +168,46 @@ BpeModel::BpeModel(TokenizerFile& file, const nlohmann::json& cfg, const std::st
   index_ = std::make_unique<SymbolIndex>(syms_);
   index_->reserve(file.vocab_ids.size() + 1024);
   // In file order, so a string listed twice maps to its last id (as the reference).
-  for (size_t e = 0; e < file.vocab_ids.size(); ++e) {
-    const int32_t id = file.vocab_ids[e];
-    assigned_[static_cast<size_t>(id)] = true;
-    index_->put(file.vocab_tokens.get(e), id);
+  constexpr size_t kBatch = 32;
+  uint64_t hashes[3 * kBatch];
+  for (size_t base = 0; base < file.vocab_ids.size(); base += kBatch) {
+    const size_t m = std::min(kBatch, file.vocab_ids.size() - base);
+    for (size_t k = 0; k < m; ++k) {
+      hashes[k] = SymbolIndex::hash(file.vocab_tokens.get(base + k));
+      index_->prefetch_slot(hashes[k]);
+    }
+    for (size_t k = 0; k < m; ++k) {
+      const int32_t id = file.vocab_ids[base + k];
+      assigned_[static_cast<size_t>(id)] = true;
+      index_->put(file.vocab_tokens.get(base + k), hashes[k], id);
+    }
   }
   file.vocab_tokens = StringPool();
   file.vocab_ids = {};
 
   const ByteLevelTables& bl = byte_level_tables();
-  for (int b = 0; b < 256; ++b) byte_sym_[b] = sym_of(bl.byte_to_utf8[b], true);
+  for (int b = 0; b < 256; ++b) byte_sym_[b] = sym_of(bl.byte_to_utf8[b], SymbolIndex::hash(bl.byte_to_utf8[b]), true);
 
   pairs_ = std::make_unique<PairTable>(file.merge_left.size() + 1);
-  std::string joined;
-  for (size_t r = 0; r < file.merge_left.size(); ++r) {
-    const std::string_view a = file.merge_left.get(r), b = file.merge_right.get(r);
-    joined.assign(a).append(b);
-    const int32_t sa = sym_of(a, true), sb = sym_of(b, true), res = sym_of(joined, true);
-    pairs_->put(sa, sb, static_cast<int32_t>(r), res);
+  std::string joined[kBatch];
+  for (size_t base = 0; base < file.merge_left.size(); base += kBatch) {
+    const size_t m = std::min(kBatch, file.merge_left.size() - base);
+    for (size_t k = 0; k < m; ++k) {
+      const std::string_view a = file.merge_left.get(base + k), b = file.merge_right.get(base + k);
+      joined[k].assign(a).append(b);
+      hashes[3 * k] = SymbolIndex::hash(a);
+      hashes[3 * k + 1] = SymbolIndex::hash(b);
+      hashes[3 * k + 2] = SymbolIndex::hash(joined[k]);
+      for (int j = 0; j < 3; ++j) index_->prefetch_slot(hashes[3 * k + j]);
+    }
+    for (size_t k = 0; k < 3 * m; ++k) index_->prefetch_key(hashes[k]);
+    for (size_t k = 0; k < m; ++k) {
+      const size_t r = base + k;
+      const int32_t sa = sym_of(file.merge_left.get(r), hashes[3 * k], true);
+      const int32_t sb = sym_of(file.merge_right.get(r), hashes[3 * k + 1], true);
+      const int32_t res = sym_of(joined[k], hashes[3 * k + 2], true);
+      pairs_->put(sa, sb, static_cast<int32_t>(r), res);
+    }
   }
   merge_count_ = file.merge_left.size();
   file.merge_left = StringPool();
@@ -198,12 +228,12 @@ BpeModel::BpeModel(TokenizerFile& file, const nlohmann::json& cfg, const std::st
 
 BpeModel::~BpeModel() = default;
 
-int32_t BpeModel::sym_of(std::string_view s, bool create) {
-  const int32_t found = index_->find(s);
+int32_t BpeModel::sym_of(std::string_view s, uint64_t h, bool create) {
+  const int32_t found = index_->find(s, h);
   if (found >= 0 || !create) return found;
   const auto sym = static_cast<int32_t>(syms_.size());
   syms_.push(s);
-  index_->put(s, sym);
+  index_->put(s, h, sym);
   return sym;
 }
 

@@ -61,7 +61,7 @@ class BpeModel {
  private:
   struct PairTable;
   class SymbolIndex;
-  int32_t sym_of(std::string_view s, bool create);
+  int32_t sym_of(std::string_view s, uint64_t hash, bool create);
   // `ranks` holds the rank of each adjacent pair (kNoRank: none) on entry.
   void merge_small(std::vector<int32_t>& syms, std::vector<int32_t>& ranks) const;
   void initial_ranks(const std::vector<int32_t>& syms, std::vector<int32_t>& ranks) const;

@@ -257,9 +257,9 @@ Value apply_filter(Interpreter& in, const std::string& name, Value v, std::vecto
     }
     return acc;
   }
-  if (name == "wordcount") return py_split(str_of(), Value::none(), -1).list->size() > 0
-                                     ? Value::integer(static_cast<int64_t>(py_split(str_of(), Value::none(), -1).list->size()))
-                                     : Value::integer(0);
+  if (name == "wordcount") {
+    return Value::integer(static_cast<int64_t>(py_split(str_of(), Value::none(), -1).list->size()));
+  }
   if (name == "map") {
     const Value attr = arg_or(args, kw, 99, "attribute", Value::none());
     List out;

@@ -331,7 +331,6 @@ std::unique_ptr<Regex> make_pattern_regex(const nlohmann::json& pattern, const s
 
 struct Regex::Code {
   pcre2_code* code = nullptr;
-  bool jit = false;
   ~Code() { pcre2_code_free(code); }
 };
 
@@ -350,7 +349,8 @@ Regex::Regex(const std::string& pattern, const std::string& label)
     throw Error(label + ": invalid regex " + pattern + ": " + reinterpret_cast<char*>(msg) +
                 " at offset " + std::to_string(off));
   }
-  code_->jit = pcre2_jit_compile(code_->code, PCRE2_JIT_COMPLETE) == 0;
+  // pcre2_match runs the JIT code when compilation succeeded, the interpreter otherwise.
+  pcre2_jit_compile(code_->code, PCRE2_JIT_COMPLETE);
 }
 
 Regex::~Regex() = default;

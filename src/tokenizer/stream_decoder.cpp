@@ -7,6 +7,8 @@
 // complete a character. Other decoder chains are re-decoded in full and the new tail
 // is emitted. With clean_up_tokenization_spaces on, a tail that could start one of
 // the clean-up patterns (" .", " n't", ...) is held until the next token decides it.
+#include <utility>
+
 #include "unmask/error.h"
 #include "tokenizer/tokenizer_impl.h"
 #include "tokenizer/unicode.h"

@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <random>
 #include <string>
 #include <vector>
@@ -81,19 +82,32 @@ DType parse_dtype(const std::string& s) {
   throw Error("--dtype must be f32 or bf16, got '" + s + "'");
 }
 
-// Seconds of each timed run: one warm-up, then `repeat` timed calls.
+double process_cpu_seconds() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
+}
+
+// Wall and process CPU seconds (all threads) of each timed run: one warm-up, then
+// `repeat` timed calls. CPU time well below threads x wall means the threads were
+// descheduled (a busy machine), and the wall-clock figures understate the kernels.
+struct Timings {
+  std::vector<double> wall, cpu;
+};
 template <typename Fn>
-std::vector<double> time_runs(int repeat, const std::string& label, Fn&& fn) {
+Timings time_runs(int repeat, const std::string& label, Fn&& fn) {
   std::fprintf(stderr, "bench: %s: warm-up\n", label.c_str());
   fn();
-  std::vector<double> secs;
+  Timings t;
   for (int i = 0; i < repeat; ++i) {
     const auto t0 = Clock::now();
+    const double c0 = process_cpu_seconds();
     fn();
-    secs.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
-    std::fprintf(stderr, "bench: %s: run %d/%d %.1f ms\n", label.c_str(), i + 1, repeat, secs.back() * 1e3);
+    t.cpu.push_back(process_cpu_seconds() - c0);
+    t.wall.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+    std::fprintf(stderr, "bench: %s: run %d/%d %.1f ms\n", label.c_str(), i + 1, repeat, t.wall.back() * 1e3);
   }
-  return secs;
+  return t;
 }
 
 double median(std::vector<double> v) {
@@ -117,13 +131,21 @@ PeakRef peak_for(const ops::PeakFigures& p, DType dtype) {
 struct Row {
   std::string what;  // "forward" / "gemm OUTxK"
   int64_t tokens = 0, logit_rows = 0;
-  double ms_median = 0, ms_min = 0, gflop = 0, weight_bytes = 0;
+  double ms_median = 0, ms_min = 0, cpu_ms_median = 0, gflop = 0, weight_bytes = 0;
+  void set_times(const Timings& t) {
+    ms_median = median(t.wall) * 1e3;
+    ms_min = *std::min_element(t.wall.begin(), t.wall.end()) * 1e3;
+    cpu_ms_median = median(t.cpu) * 1e3;
+  }
 };
 
 void emit(const Row& r, const BenchArgs& a, DType dtype, const ops::PeakFigures& peaks, bool* header_done) {
   const PeakRef ref = peak_for(peaks, dtype);
   const double s = r.ms_median * 1e-3;
   const double rate = r.gflop / s;
+  // The rate had every thread run for the whole call: CPU seconds / threads in place of
+  // wall seconds. Compare with the peaks, which are timed the same way (peak.h).
+  const double rate_cpu = r.gflop * peaks.threads / (r.cpu_ms_median * 1e-3);
   if (a.json) {
     nlohmann::json j = {{"what", r.what},
                         {"query_tokens", r.tokens},
@@ -133,12 +155,15 @@ void emit(const Row& r, const BenchArgs& a, DType dtype, const ops::PeakFigures&
                         {"repeat", a.repeat},
                         {"ms_per_forward", r.ms_median},
                         {"ms_min", r.ms_min},
+                        {"cpu_ms_per_forward", r.cpu_ms_median},
                         {"query_tokens_per_s", double(r.tokens) / s},
                         {"gflops", r.gflop},
                         {"gflops_per_s", rate},
                         {"peak_instruction", ref.instruction},
                         {"peak_gflops", ref.gflops},
                         {"peak_fraction", rate / ref.gflops},
+                        {"gflops_per_cpu_s", rate_cpu},
+                        {"peak_fraction_cpu", rate_cpu / ref.gflops},
                         {"weight_gb_per_s", r.weight_bytes / s * 1e-9},
                         {"copy_peak_gb_per_s", peaks.copy_gbps}};
     if (r.what == "forward") j["logit_rows"] = r.logit_rows;
@@ -147,15 +172,16 @@ void emit(const Row& r, const BenchArgs& a, DType dtype, const ops::PeakFigures&
     return;
   }
   if (!*header_done) {
-    std::printf("%-18s %6s %6s %4s %5s %10s %9s %10s %9s %8s %7s\n", "what", "tokens", "logits", "thr", "dtype",
-                "ms (med)", "tok/s", "GFLOP", "GFLOP/s", "% peak", "W GB/s");
+    std::printf("%-18s %6s %6s %4s %5s %10s %9s %9s %9s %7s %7s %7s %5s\n", "what", "tokens", "logits", "thr", "dtype",
+                "ms (med)", "tok/s", "GFLOP", "GFLOP/s", "%peak", "%pk cpu", "W GB/s", "cpu%");
     *header_done = true;
   }
   const std::string logits = r.what == "forward" ? std::to_string(r.logit_rows) : "-";
-  std::printf("%-18s %6lld %6s %4d %5s %10.2f %9.1f %10.2f %9.1f %7.1f%% %7.1f\n", r.what.c_str(),
+  std::printf("%-18s %6lld %6s %4d %5s %10.2f %9.1f %9.2f %9.1f %6.1f%% %6.1f%% %7.1f %5.0f\n", r.what.c_str(),
               static_cast<long long>(r.tokens), logits.c_str(), peaks.threads,
               dtype == DType::BF16 ? "bf16" : "f32", r.ms_median, double(r.tokens) / s, r.gflop, rate,
-              100.0 * rate / ref.gflops, r.weight_bytes / s * 1e-9);
+              100.0 * rate / ref.gflops, 100.0 * rate_cpu / ref.gflops, r.weight_bytes / s * 1e-9,
+              100.0 * r.cpu_ms_median / (r.ms_median * peaks.threads));
   std::fflush(stdout);
 }
 
@@ -200,12 +226,11 @@ void run_gemm(const BenchArgs& a, const std::vector<int64_t>& counts, const ops:
       std::vector<float> x(size_t(n * k)), y(size_t(n * out));
       for (float& v : x) v = normal(rng);
       const std::string label = "gemm " + std::to_string(out) + "x" + std::to_string(k) + " n=" + std::to_string(n);
-      const auto secs = time_runs(a.repeat, label, [&] { ops::matmul(x.data(), n, w, nullptr, y.data()); });
+      const Timings t = time_runs(a.repeat, label, [&] { ops::matmul(x.data(), n, w, nullptr, y.data()); });
       Row r;
       r.what = "gemm " + std::to_string(out) + "x" + std::to_string(k);
       r.tokens = n;
-      r.ms_median = median(secs) * 1e3;
-      r.ms_min = *std::min_element(secs.begin(), secs.end()) * 1e3;
+      r.set_times(t);
       r.gflop = 2.0 * double(n) * double(k) * double(out) * 1e-9;
       r.weight_bytes = double(w.nbytes());
       emit(r, a, dtype, peaks, &header);
@@ -246,13 +271,12 @@ void run_forwards(const BenchArgs& a, const std::vector<int64_t>& counts, const 
       if (i >= n - logits) batch.logit_rows.push_back(int32_t(i));
     }
     ForwardOutput out;
-    const auto secs = time_runs(a.repeat, "forward n=" + std::to_string(n), [&] { forward(*model, batch, &out); });
+    const Timings t = time_runs(a.repeat, "forward n=" + std::to_string(n), [&] { forward(*model, batch, &out); });
     Row r;
     r.what = "forward";
     r.tokens = n;
     r.logit_rows = logits;
-    r.ms_median = median(secs) * 1e3;
-    r.ms_min = *std::min_element(secs.begin(), secs.end()) * 1e3;
+    r.set_times(t);
     r.gflop = out.flops * 1e-9;
     r.weight_bytes = out.weight_bytes;
     emit(r, a, model->weight_dtype, peaks, &header);

@@ -1,12 +1,20 @@
-// `unmask run`: generate with a model's reference decoder, watching the canvas.
+// `unmask run`: generate with unmask's block decoder (default, `--decoder fast`) or a
+// model's reference decoder (`--decoder reference`), watching the canvas.
 //
-// Defaults follow the model cards, not the reference functions' signatures:
+// Fast decoder: dynamic length (`--max-tokens`, default 128: the canvas grows block by
+// block and stops at the first end token) unless `--gen-length` asks for a fixed canvas;
+// `--cache none|prefix|dual|window`, `--commit topn|threshold|factor|dynamic`,
+// `--infill TEMPLATE` (holes `{mask:N}`, `{{` = literal `{`). See docs/decoders.md.
+// A one-line summary (forwards, tokens, tokens/s, forwards per token) goes to stderr.
+//
+// Reference decoder defaults follow the model cards, not the reference functions' signatures:
 // LLaDA: 128 tokens, steps = tokens, block 32, low_confidence, temperature 0.
 // Dream: 128 tokens, steps = tokens, alg entropy, temperature from
 // generation_config.json (else 0), and NO inherited top_k=50 (the HF quirk the
 // `hf_*` fixtures reproduce is opt-in with --top-k 50). See docs/decoders.md.
 #include <omp.h>
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <optional>
@@ -27,7 +35,11 @@ namespace {
 struct RunArgs {
   std::string model_dir, weights, prompt, ids, system;
   bool raw = false, print_ids = false;
-  int gen_length = 128;
+  std::optional<int> gen_length, max_tokens;
+  std::string decoder = "fast", infill;
+  std::optional<std::string> cache, commit, score;
+  std::optional<int> refresh_window;
+  std::optional<double> threshold, factor;
   std::optional<int> steps, block_length, top_k;
   std::optional<double> temperature, top_p;
   double cfg = 0.0;
@@ -83,31 +95,128 @@ std::string answer_text(const Tokenizer& tok, const ModelConfig& c, const std::v
   return tok.decode(kept, DecodeOptions{.skip_special = true, .clean_up_spaces = std::nullopt});
 }
 
+// A LogitSource that counts the model calls of the one it wraps (for the summary).
+LogitSource counting_source(const LogitSource& inner, int* calls) {
+  LogitSource src = inner;
+  src.score = [inner, calls](const std::vector<std::vector<int32_t>>& cv, const std::vector<int32_t>& sl,
+                             std::vector<float>& out) {
+    ++*calls;
+    inner.score(cv, sl, out);
+  };
+  if (inner.score_cached)
+    src.score_cached = [inner, calls](const std::vector<int32_t>& canvas, const CachedQuery& q, std::vector<float>& out) {
+      ++*calls;
+      inner.score_cached(canvas, q, out);
+    };
+  return src;
+}
+
+// The infill template as a canvas: text segments encoded without special-token parsing
+// (the first one through the post-processor, as --raw does for a prompt), each
+// {mask:N} as N mask ids.
+std::vector<int32_t> infill_canvas(const std::string& tmpl, const Tokenizer& tok, int32_t mask) {
+  std::vector<int32_t> canvas;
+  for (const InfillSegment& seg : parse_infill_template(tmpl)) {
+    if (seg.masks > 0) {
+      canvas.insert(canvas.end(), size_t(seg.masks), mask);
+      continue;
+    }
+    const std::vector<int32_t> ids =
+        tok.encode(seg.text, EncodeOptions{.parse_special = false, .add_special_tokens = canvas.empty()});
+    canvas.insert(canvas.end(), ids.begin(), ids.end());
+  }
+  return canvas;
+}
+
+// Everything the fast decoder takes from the command line and the model.
+BlockDecoderOptions fast_options(const RunArgs& a, const Model& model, int length) {
+  const ModelConfig& c = model.config;
+  BlockDecoderOptions o;
+  if (a.gen_length) o.gen_length = *a.gen_length;
+  else o.max_tokens = length;
+  o.block_length = a.block_length.value_or(std::min(32, length));
+  if (a.steps) o.steps = *a.steps;
+  const std::string cache = a.cache.value_or("dual");
+  if (!parse_block_cache(cache, &o.cache))
+    throw Error("--cache: unknown policy '" + cache + "' (none, prefix, dual, window)");
+  const std::string commit = a.commit.value_or(a.factor ? "factor" : "threshold");
+  if (!parse_block_commit(commit, &o.commit))
+    throw Error("--commit: unknown rule '" + commit + "' (topn, threshold, factor, dynamic)");
+  const std::string score = a.score.value_or("confidence");
+  if (!parse_block_score(score, &o.score))
+    throw Error("--score: unknown score '" + score + "' (confidence, margin, entropy)");
+  o.threshold = a.threshold.value_or(0.9);
+  o.factor = a.factor.value_or(1.0);
+  o.refresh_window = a.refresh_window.value_or(o.refresh_window);
+  const bool dream = c.family == "dream";
+  o.temperature = a.temperature.value_or(dream && model.generation.has_temperature ? model.generation.temperature : 0.0);
+  o.top_p = a.top_p.value_or(dream && model.generation.has_top_p ? model.generation.top_p : 1.0);
+  o.top_k = a.top_k.value_or(0);
+  o.seed = a.seed;
+  o.mask_id = c.special.mask;
+  for (int32_t id : {c.special.eos, c.special.eot})
+    if (id >= 0) o.end_ids.push_back(id);
+  return o;
+}
+
+void print_summary(int forwards, int tokens, double seconds) {
+  std::fprintf(stderr, "unmask: %d forwards, %d tokens in %.2f s: %.1f tokens/s, %.2f forwards/token\n", forwards,
+               tokens, seconds, seconds > 0 ? tokens / seconds : 0.0, tokens > 0 ? double(forwards) / tokens : 0.0);
+}
+
 void run_generate(const RunArgs& a) {
   if (a.threads > 0) omp_set_num_threads(a.threads);
+  if (a.decoder != "fast" && a.decoder != "reference")
+    throw Error("--decoder: unknown decoder '" + a.decoder + "' (reference, fast)");
+  const bool fast = a.decoder == "fast";
+  if (a.gen_length && a.max_tokens) throw Error("give at most one of --gen-length (fixed canvas) and --max-tokens");
+  if (!fast && (a.max_tokens || !a.infill.empty() || a.cache || a.commit || a.score || a.threshold || a.factor ||
+                a.refresh_window))
+    throw Error("--max-tokens, --infill, --cache, --commit, --score, --threshold, --factor and --refresh-window "
+                "need --decoder fast");
+  if (fast && (a.cfg != 0 || a.alg || a.remasking != "low_confidence"))
+    throw Error("--cfg, --alg and --remasking belong to the reference decoders: add --decoder reference");
   auto model = load_model(a.model_dir, LoadOptions{.weights_file = a.weights});
   const ModelConfig& c = model->config;
-  if (a.prompt.empty() == a.ids.empty()) throw Error("give exactly one of -p/--prompt TEXT or --ids 1,2,3");
+  const bool infill = !a.infill.empty();
+  if (int(a.prompt.empty()) + int(a.ids.empty()) + int(!infill) != 2)
+    throw Error("give exactly one of -p/--prompt TEXT, --ids 1,2,3 or --infill TEMPLATE");
   std::optional<Tokenizer> tokenizer;
   if (std::filesystem::exists(a.model_dir + "/tokenizer.json")) tokenizer = Tokenizer::from_dir(a.model_dir);
-  const std::vector<int32_t> prompt = prompt_ids(a, c, tokenizer ? &*tokenizer : nullptr);
-  if (prompt.empty()) throw Error("the prompt encodes to no tokens");
-  if (a.gen_length <= 0) throw Error("--gen-length must be positive, got " + std::to_string(a.gen_length));
-  if (c.max_context > 0 && int64_t(prompt.size()) + a.gen_length > c.max_context)
-    throw Error("prompt (" + std::to_string(prompt.size()) + " tokens) + --gen-length " + std::to_string(a.gen_length) +
-                " exceeds the model's context of " + std::to_string(c.max_context));
   if (c.special.mask < 0) throw Error(a.model_dir + ": the model declares no mask token (config mask_token_id)");
+  if (infill && !tokenizer) throw Error(a.model_dir + ": no tokenizer.json, so --infill is unavailable");
+  const std::vector<int32_t> prompt =
+      infill ? infill_canvas(a.infill, *tokenizer, c.special.mask) : prompt_ids(a, c, tokenizer ? &*tokenizer : nullptr);
+  if (prompt.empty()) throw Error("the prompt encodes to no tokens");
+  const int length = infill ? 0 : a.gen_length.value_or(a.max_tokens.value_or(128));
+  if (!infill && length <= 0)
+    throw Error(std::string(a.gen_length ? "--gen-length" : "--max-tokens") + " must be positive, got " +
+                std::to_string(length));
+  if (c.max_context > 0 && int64_t(prompt.size()) + length > c.max_context)
+    throw Error("prompt (" + std::to_string(prompt.size()) + " tokens) + " +
+                (a.gen_length ? "--gen-length " : "--max-tokens ") + std::to_string(length) +
+                " exceeds the model's context of " + std::to_string(c.max_context));
 
   CanvasView view(
       [&](int32_t id) { return tokenizer ? display_piece(*tokenizer, id) : "[" + std::to_string(id) + "]"; },
       stdout_is_terminal() && !a.no_live);
   StepCallback on_step = [&](const StepEvent& e) { view.on_step(e); };
-  const LogitSource source = model_logit_source(*model);
+  int forwards = 0;
+  const LogitSource source = counting_source(model_logit_source(*model), &forwards);
+  const auto t0 = std::chrono::steady_clock::now();
   std::vector<int32_t> canvas;
-  if (c.family == "dream") {
+  size_t answer_begin = prompt.size();
+  int tokens = 0;
+  if (fast) {
+    const BlockDecoderOptions o = fast_options(a, *model, infill ? 1 : length);
+    const BlockDecodeResult r = infill ? block_infill(source, prompt, o, on_step) : block_decode(source, prompt, o, on_step);
+    canvas = r.canvas;
+    tokens = r.generated;
+    if (infill) answer_begin = 0;
+  } else if (c.family == "dream") {
     DreamGenerateOptions o;
-    o.max_new_tokens = a.gen_length;
-    o.steps = a.steps.value_or(a.gen_length);
+    o.max_new_tokens = length;
+    o.steps = a.steps.value_or(length);
     o.temperature = a.temperature.value_or(model->generation.has_temperature ? model->generation.temperature : 0.0);
     o.top_p = a.top_p.value_or(model->generation.has_top_p ? model->generation.top_p : 1.0);
     o.top_k = a.top_k.value_or(0);
@@ -118,9 +227,9 @@ void run_generate(const RunArgs& a) {
     canvas = dream_generate(source, prompt, o, on_step);
   } else {
     LladaGenerateOptions o;
-    o.gen_length = a.gen_length;
-    o.steps = a.steps.value_or(a.gen_length);
-    o.block_length = a.block_length.value_or(std::min(32, a.gen_length));
+    o.gen_length = length;
+    o.steps = a.steps.value_or(length);
+    o.block_length = a.block_length.value_or(std::min(32, length));
     o.temperature = a.temperature.value_or(0.0);
     o.cfg_scale = a.cfg;
     if (!parse_remasking(a.remasking, &o.remasking)) throw Error("--remasking: unknown value '" + a.remasking + "' (low_confidence, random)");
@@ -130,15 +239,28 @@ void run_generate(const RunArgs& a) {
     o.seed = a.seed;
     canvas = llada_generate(source, prompt, o, on_step);
   }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   view.finish();
-  const std::vector<int32_t> generated(canvas.begin() + std::ptrdiff_t(prompt.size()), canvas.end());
+  const std::vector<int32_t> generated(canvas.begin() + std::ptrdiff_t(answer_begin), canvas.end());
+  if (!fast) {  // the answer: up to the first end token
+    tokens = int(generated.size());
+    for (size_t i = 0; i < generated.size(); ++i)
+      if (generated[i] == c.special.eos || generated[i] == c.special.eot) {
+        tokens = int(i);
+        break;
+      }
+  }
   if (a.print_ids || !tokenizer) {
     std::string out;
     for (int32_t id : generated) out += (out.empty() ? "" : ",") + std::to_string(id);
     std::printf("%s\n", out.c_str());
+  } else if (infill) {  // end tokens inside a hole shorten it: skip_special drops them
+    std::printf("%s\n", tokenizer->decode(generated, DecodeOptions{.skip_special = true, .clean_up_spaces = std::nullopt}).c_str());
   } else {
     std::printf("%s\n", answer_text(*tokenizer, c, generated).c_str());
   }
+  std::fflush(stdout);
+  print_summary(forwards, tokens, seconds);
 }
 
 }  // namespace
@@ -150,15 +272,26 @@ void register_run(CLI::App& app) {
   cmd->add_option("--weights", a->weights, "Weights file inside the folder");
   cmd->add_option("-p,--prompt", a->prompt, "Prompt text");
   cmd->add_option("--ids", a->ids, "Prompt as token ids, comma-separated");
-  cmd->add_option("--gen-length", a->gen_length, "Tokens to generate (fixed canvas of masks)");
-  cmd->add_option("--steps", a->steps, "Denoising steps (default: gen-length)");
-  cmd->add_option("--block-length", a->block_length, "Semi-autoregressive block length (LLaDA; default 32)");
+  cmd->add_option("--infill", a->infill,
+                  "Fast decoder: fill the holes of a template, e.g. 'def f():\\n{mask:12}\\nf()' ({{ = literal {)");
+  cmd->add_option("--decoder", a->decoder, "fast (unmask's block decoder, default) | reference (the model's paper decoder)");
+  cmd->add_option("--max-tokens", a->max_tokens,
+                  "Fast decoder: answer up to N tokens, canvas grows per block, stops at the end token (default 128)");
+  cmd->add_option("--gen-length", a->gen_length, "Tokens to generate on a fixed canvas of masks (reference default 128)");
+  cmd->add_option("--steps", a->steps, "Denoising steps (reference default: gen-length; fast: topn/dynamic schedule)");
+  cmd->add_option("--block-length", a->block_length, "Semi-autoregressive block length (default 32)");
+  cmd->add_option("--cache", a->cache, "Fast decoder KV cache: none | prefix | dual (default) | window");
+  cmd->add_option("--refresh-window", a->refresh_window, "Fast decoder, --cache window: slots refreshed each side (16)");
+  cmd->add_option("--commit", a->commit, "Fast decoder rule: topn | threshold (default) | factor | dynamic");
+  cmd->add_option("--threshold", a->threshold, "Fast decoder: threshold / dynamic rule's score threshold (0.9)");
+  cmd->add_option("--factor", a->factor, "Fast decoder: factor rule's f (implies --commit factor)");
+  cmd->add_option("--score", a->score, "Fast decoder score: confidence (default) | margin | entropy");
   cmd->add_option("--temperature", a->temperature, "Sampling temperature (0 = greedy)");
-  cmd->add_option("--top-p", a->top_p, "Nucleus sampling mass (Dream)");
-  cmd->add_option("--top-k", a->top_k, "Top-k filter (Dream; 0 = none)");
-  cmd->add_option("--cfg", a->cfg, "Classifier-free guidance scale (LLaDA)");
-  cmd->add_option("--remasking", a->remasking, "LLaDA remasking: low_confidence | random");
-  cmd->add_option("--alg", a->alg, "Dream algorithm: origin | maskgit_plus | topk_margin | entropy");
+  cmd->add_option("--top-p", a->top_p, "Nucleus sampling mass (Dream reference, fast decoder)");
+  cmd->add_option("--top-k", a->top_k, "Top-k filter (Dream reference, fast decoder; 0 = none)");
+  cmd->add_option("--cfg", a->cfg, "Classifier-free guidance scale (LLaDA reference)");
+  cmd->add_option("--remasking", a->remasking, "LLaDA reference remasking: low_confidence | random");
+  cmd->add_option("--alg", a->alg, "Dream reference algorithm: origin | maskgit_plus | topk_margin | entropy");
   cmd->add_option("--seed", a->seed, "RNG seed for sampling");
   cmd->add_option("--threads", a->threads, "Worker threads (default: all cores)");
   cmd->add_flag("--no-live", a->no_live, "Do not redraw the canvas while decoding");

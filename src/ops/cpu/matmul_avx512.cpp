@@ -255,7 +255,8 @@ void run_range(const TileTable<T, Pick>& tiles, const T* x, int64_t ldx, const T
       for (int64_t j = 0; j < col_tiles; ++j) {
         const int64_t c = cb + j * kC, cc = std::min<int64_t>(kC, ce - c);
         const float* t = scratch + (i * col_tiles + j) * kR * kC;
-        for (int64_t a = 0; a < rr; ++a) std::memcpy(p.y + (r + a) * p.out + c, t + a * kC, size_t(cc) * 4);
+        const __mmask8 m = __mmask8((1u << cc) - 1);
+        for (int64_t a = 0; a < rr; ++a) _mm_mask_storeu_ps(p.y + (r + a) * p.out + c, m, _mm_loadu_ps(t + a * kC));
       }
     }
   }

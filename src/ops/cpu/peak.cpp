@@ -1,8 +1,10 @@
 // ops/cpu/peak.cpp — runs the peak probes on N threads and times them.
 //
 // Compute probes: the iteration count is calibrated on one thread to last about
-// seconds_per_probe, then every thread runs that count at once between two barriers;
-// the figure is total work / wall time. Copy probe: two buffers of copy_bytes,
+// seconds_per_probe of CPU time, then every thread runs that count at once; the figure
+// is the sum of each thread's work / its own CPU time, so that on a shared machine
+// time-slicing with other processes does not lower the peak (the execution units are
+// a per-core resource). Equal to total work / wall time on an idle machine. Copy probe: two buffers of copy_bytes,
 // first-touched by the threads that copy them, copied in per-thread slices until
 // seconds_per_probe has passed.
 #include "ops/cpu/peak.h"
@@ -11,6 +13,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <ctime>
 #include <memory>
 
 namespace unmask::ops {
@@ -23,14 +26,22 @@ double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
+double thread_cpu_seconds() {
+  timespec t{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
+}
+
 using ProbeFn = double (*)(long);
 
+// Sum over threads of (work / that thread's CPU time): the rate of the execution units
+// while the probe runs on them, not counting time the OS gave to other processes.
 double run_compute_probe(ProbeFn fn, int threads, double seconds) {
   long iters = 1 << 12;
   for (;;) {  // calibrate: grow until one run is long enough to time reliably
-    auto t0 = Clock::now();
+    const double t0 = thread_cpu_seconds();
     fn(iters);
-    double t = seconds_since(t0);
+    const double t = thread_cpu_seconds() - t0;
     if (t > 0.02 || iters > (1L << 40)) {
       iters = long(double(iters) * seconds / (t > 0 ? t : 1e-9));
       break;
@@ -38,19 +49,16 @@ double run_compute_probe(ProbeFn fn, int threads, double seconds) {
     iters *= 4;
   }
   if (iters < 1) iters = 1;
-  double work = 0;
-  Clock::time_point t0;
-#pragma omp parallel num_threads(threads) reduction(+ : work)
+  double rate = 0;
+#pragma omp parallel num_threads(threads) reduction(+ : rate)
   {
     fn(iters / 64);  // wake every thread (and the clock) before timing
 #pragma omp barrier
-#pragma omp master
-    t0 = Clock::now();
-#pragma omp barrier
-    work += fn(iters);
+    const double t0 = thread_cpu_seconds();
+    const double work = fn(iters);
+    rate += work / (thread_cpu_seconds() - t0);
   }
-  double t = seconds_since(t0);
-  return work / t * 1e-9;
+  return rate * 1e-9;
 }
 
 double run_copy_probe(size_t bytes, int threads, double seconds) {

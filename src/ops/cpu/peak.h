@@ -2,7 +2,8 @@
 //
 // Each probe is a register-only (or, for bandwidth, streaming) loop run for about
 // `seconds_per_probe` on `threads` OpenMP threads at once; the figures are totals over
-// all threads. Nothing is read from spec sheets: a figure of 0 means the probe could
+// all threads. Compute probes are timed by each thread's CPU time (robust to other
+// processes time-slicing the cores); the copy probe, a shared resource, by wall time. Nothing is read from spec sheets: a figure of 0 means the probe could
 // not run on this CPU (e.g. no AVX512_BF16), never a guess.
 // Owns nothing; the copy buffer of the bandwidth probe lives only during the call.
 #pragma once

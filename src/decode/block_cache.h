@@ -1,0 +1,21 @@
+// decode/block_cache.h — which rows a block-decoder step recomputes, per cache policy.
+//
+// Positional only: the active block is [start, end) of a canvas of length L, whatever
+// lies around it (the prompt, finished blocks, trailing masks of a fixed canvas, or the
+// text and later holes of an infill canvas). See BlockCache in unmask/decode.h.
+#pragma once
+#include "unmask/decode.h"
+
+namespace unmask::decode {
+
+// The cached call of one step (policy != kNone). `block_start`: the block's first call,
+// a full forward over [0, L) that stores every row's K/V (it also (re)fills a cache the
+// source reset because the canvas grew). Later calls (window [b, e), rows outside it
+// read from the cache):
+//   kPrefix: [start-1, L), nothing stored;
+//   kDual:   [start-1, end), stored;
+//   kWindow: [start-max(W,1), end+W) clamped to [0, L), stored.
+// `slots` is left empty for the caller.
+CachedQuery block_step_query(BlockCache policy, bool block_start, int start, int end, int L, int window);
+
+}  // namespace unmask::decode
