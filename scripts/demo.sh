@@ -6,6 +6,7 @@ bash scripts/build.sh
 MODEL="${1:-tests/data/llada-tiny}"
 echo "== unmask inspect -m $MODEL"
 ./build/unmask inspect -m "$MODEL"
-echo "== unmask run -m $MODEL (LLaDA chat prompt ids, 32 tokens, blocks of 8)"
-./build/unmask run -m "$MODEL" --ids 500,507,422,508,10,10,87,405,375,32,50,43,51,63,509,507,293,283,267,340,508,10,10 \
-  --gen-length 32 --block-length 8 --steps 16
+echo "== unmask run -m $MODEL -p 'What is 2+3?' (fast decoder, dual cache, up to 32 tokens)"
+./build/unmask run -m "$MODEL" -p "What is 2+3?" --max-tokens 32 --block-length 8 --cache dual --threshold 0.9
+echo "== the same with the LLaDA reference decoder (fixed canvas of 32, blocks of 8, 16 steps)"
+./build/unmask run -m "$MODEL" -p "What is 2+3?" --decoder reference --gen-length 32 --block-length 8 --steps 16
