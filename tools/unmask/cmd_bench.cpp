@@ -32,7 +32,7 @@ namespace unmask::cli {
 namespace {
 
 struct BenchArgs {
-  std::string random_spec, model_dir, dtype, tokens = "64,256", gemm;
+  std::string random_spec, model_dir, weights, dtype, tokens = "64,256", gemm;
   int threads = 0, repeat = 3, logit_rows = 0;
   bool json = false, gemm_mode = false;
 };
@@ -246,10 +246,10 @@ std::unique_ptr<Model> build_model(const BenchArgs& a) {
     std::fprintf(stderr, "bench: building random model %s\n", a.random_spec.c_str());
     model = make_random_model(spec);
   } else {
-    model = load_model(a.model_dir);
+    model = load_model(a.model_dir, LoadOptions{.weights_file = a.weights});
     if (!a.dtype.empty() && parse_dtype(a.dtype) != model->weight_dtype)
       throw Error("--dtype " + a.dtype + " does not match the weights of " + a.model_dir + " (" +
-                  std::string(dtype_name(model->weight_dtype)) + ")");
+                  std::string(dtype_name(model->weight_dtype)) + "); choose the weights file with --weights");
   }
   return model;
 }
@@ -307,8 +307,10 @@ void register_bench(CLI::App& app) {
   auto a = std::make_shared<BenchArgs>();
   auto* cmd = app.add_subcommand("bench", "Time forwards (or matmuls) and compare with the measured machine peak");
   cmd->add_option("--random", a->random_spec,
-                  "Random model, e.g. llada:hidden=2048,layers=16,heads=16,ffn=5632,vocab=32768[,kv_heads=N,dtype=bf16]");
+                  "Random model FAMILY:key=value,..., e.g. "
+                  "llada:hidden=2048,layers=16,heads=16,ffn=5632,vocab=32768[,kv_heads=N,dtype=bf16]");
   cmd->add_option("-m,--model", a->model_dir, "Model folder");
+  cmd->add_option("--weights", a->weights, "Weights file inside the model folder (default: the folder's)");
   auto* gemm = cmd->add_option("--gemm", a->gemm,
                                "Time single matmuls of OUTxK weight shapes instead of forwards "
                                "(default: the ~1B LLaDA set 2048x2048,5632x2048,2048x5632,32768x2048)")

@@ -139,8 +139,8 @@ void run(const Problem& p, const T* w) {
           const int64_t rr = std::min<int64_t>(kR, r1 - r);
           for (int64_t c = cb; c < ce; c += kC) {
             const int64_t cc = std::min<int64_t>(kC, ce - c);
-            tiles.fn[rr - 1][cc - 1](xc.data() + r * ldx + kb, ldx, w + c * p.k + kb, p.k, kc, p.y + r * p.out + c, p.out,
-                                     p.bias ? p.bias + c : nullptr, kb == 0);
+            tiles.fn[rr - 1][cc - 1](xc.data() + r * ldx + kb, ldx, w + c * p.k + kb, p.k, kc,
+                                     p.y + r * p.out + c, p.out, p.bias ? p.bias + c : nullptr, kb == 0);
           }
         }
       }

@@ -7,8 +7,8 @@
 // block the accumulators are reduced horizontally (4 at a time into one xmm) and added
 // into y[R, C].
 //
-// Blocking, per thread (each thread owns a slice of output columns, or of rows when
-// there are few outputs):
+// Blocking, per work unit (a range of at most OC output columns, or of rows when there
+// are few outputs; threads take units dynamically):
 //   for each column block of OC outputs       (W block [OC, KC] stays in L2)
 //     for each k block of KC                  (the first block writes, later ones add)
 //       for each row block of R rows          (x block [R, KC] stays in L1)
@@ -32,7 +32,7 @@
 
 #include <algorithm>
 #include <cstring>
-#include <vector>
+#include <memory>
 
 #include "ops/cpu/matmul.h"
 
@@ -201,20 +201,33 @@ void convert_row_bf16(const float* x, int64_t count, uint16_t* out) {
   for (; i < count; ++i) out[i] = f32_to_bf16(x[i]);
 }
 
-// This thread's share of the [n, out] output: a column range (multiple of kC wide)
-// when there are enough columns, else a row range.
+// Work units handed to threads dynamically (a thread that the OS or a noisy neighbour
+// slows down takes fewer; a static split made 2-thread n=64 runs wait on the slower
+// thread, 15-25% below their best). A unit is a range of output columns over all rows,
+// at most one column block wide, or, when outputs are few and rows many, a range of
+// rows over all columns. About 4 units per thread at least, for the balancing to work.
 struct Range {
   int64_t r0, r1, c0, c1;
 };
-Range thread_range(const Problem& p, int tid, int nt) {
+struct Units {
+  bool by_rows;
+  int64_t step;  // columns (a multiple of kC) or rows (a multiple of kR) per unit
+  int64_t count;
+};
+Units plan_units(const Problem& p, int threads, const Blocking& b) {
+  const int64_t want = int64_t(threads) * 4;
   const int64_t col_tiles = (p.out + kC - 1) / kC;
-  if (col_tiles >= int64_t(nt) * 8 || p.n < int64_t(nt) * kR) {
-    const int64_t t0 = col_tiles * tid / nt, t1 = col_tiles * (tid + 1) / nt;
-    return {0, p.n, std::min(p.out, t0 * kC), std::min(p.out, t1 * kC)};
+  if (col_tiles >= int64_t(threads) * 8 || p.n < int64_t(threads) * kR) {
+    const int64_t step = std::min(b.oc, std::max<int64_t>(1, col_tiles / want) * kC);
+    return {false, step, (p.out + step - 1) / step};
   }
   const int64_t row_tiles = (p.n + kR - 1) / kR;
-  const int64_t t0 = row_tiles * tid / nt, t1 = row_tiles * (tid + 1) / nt;
-  return {std::min(p.n, t0 * kR), std::min(p.n, t1 * kR), 0, p.out};
+  const int64_t step = std::max<int64_t>(1, row_tiles / want) * kR;
+  return {true, step, (p.n + step - 1) / step};
+}
+Range unit_range(const Problem& p, const Units& u, int64_t i) {
+  if (u.by_rows) return {i * u.step, std::min(p.n, (i + 1) * u.step), 0, p.out};
+  return {0, p.n, i * u.step, std::min(p.out, (i + 1) * u.step)};
 }
 
 // Row stride (elements) for the private copy of x: a whole, odd number of cache lines,
@@ -271,24 +284,34 @@ void matmul_avx512(const Problem& p) {
   const bool bf16 = p.dtype == DType::BF16;
   // Private copy of x with a padded row stride (and rounded to bf16 for BF16 weights).
   const int64_t ldx = padded_ld(p.k, bf16 ? 2 : 4);
-  std::vector<float> xf(bf16 ? 0 : size_t(p.n * ldx));
-  std::vector<uint16_t> xb(bf16 ? size_t(p.n * ldx) : 0);
+  // Uninitialised (new T[]), not std::vector: every element is written before use, and
+  // zero-filling them showed up as a few % of a forward at 64 rows.
+  const std::unique_ptr<float[]> xf(bf16 ? nullptr : new float[size_t(p.n * ldx)]);
+  const std::unique_ptr<uint16_t[]> xb(bf16 ? new uint16_t[size_t(p.n * ldx)] : nullptr);
 #pragma omp parallel num_threads(p.threads)
   {
     const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
     for (int64_t r = p.n * tid / nt; r < p.n * (tid + 1) / nt; ++r) {
       if (bf16)
-        convert_row_bf16(p.x + r * p.k, p.k, xb.data() + r * ldx);
+        convert_row_bf16(p.x + r * p.k, p.k, xb.get() + r * ldx);
       else
-        std::memcpy(xf.data() + r * ldx, p.x + r * p.k, size_t(p.k) * 4);
+        std::memcpy(xf.get() + r * ldx, p.x + r * p.k, size_t(p.k) * 4);
     }
-    const Range rg = thread_range(p, tid, nt);
-    std::vector<float> scratch(size_t((rg.r1 - rg.r0 + kR - 1) / kR * ((b.oc + kC - 1) / kC) * kR * kC));
+    const Units units = plan_units(p, nt, b);
+    // Scratch for the largest unit: all its rows x one column block, in [kR, kC] tiles.
+    const int64_t unit_rows = units.by_rows ? units.step : p.n;
+    const int64_t unit_cols = units.by_rows ? std::min(p.out, b.oc) : units.step;
+    const int64_t tiles = (unit_rows + kR - 1) / kR * ((unit_cols + kC - 1) / kC);
+    const std::unique_ptr<float[]> scratch(new float[size_t(tiles * kR * kC)]);
 #pragma omp barrier
-    if (bf16)
-      run_range(bf16_tiles, xb.data(), ldx, static_cast<const uint16_t*>(p.w), p, rg, b, scratch.data());
-    else
-      run_range(f32_tiles, xf.data(), ldx, static_cast<const float*>(p.w), p, rg, b, scratch.data());
+#pragma omp for schedule(dynamic, 1) nowait
+    for (int64_t i = 0; i < units.count; ++i) {
+      const Range rg = unit_range(p, units, i);
+      if (bf16)
+        run_range(bf16_tiles, xb.get(), ldx, static_cast<const uint16_t*>(p.w), p, rg, b, scratch.get());
+      else
+        run_range(f32_tiles, xf.get(), ldx, static_cast<const float*>(p.w), p, rg, b, scratch.get());
+    }
   }
 }
 

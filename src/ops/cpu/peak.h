@@ -1,10 +1,11 @@
 // ops/cpu/peak.h — measured machine peaks, the yardstick for roofline percentages.
 //
 // Each probe is a register-only (or, for bandwidth, streaming) loop run for about
-// `seconds_per_probe` on `threads` OpenMP threads at once; the figures are totals over
-// all threads. Compute probes are timed by each thread's CPU time (robust to other
-// processes time-slicing the cores); the copy probe, a shared resource, by wall time. Nothing is read from spec sheets: a figure of 0 means the probe could
-// not run on this CPU (e.g. no AVX512_BF16), never a guess.
+// `seconds_per_probe` (compute probes: best of three such trials) on `threads` OpenMP
+// threads at once; the figures are totals over all threads. Compute probes are timed by
+// each thread's CPU time (robust to other processes time-slicing the cores); the copy
+// probe, a shared resource, by wall time. Nothing is read from spec sheets: a figure of
+// 0 means the probe could not run on this CPU (e.g. no AVX512_BF16), never a guess.
 // Owns nothing; the copy buffer of the bandwidth probe lives only during the call.
 #pragma once
 #include <cstddef>

@@ -45,7 +45,8 @@ double fma_f32_avx2(long iters) {
       "jnz 1b\n\t"
       : "+r"(left)
       :
-      : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "cc");
+      : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10",
+        "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "cc");
   return double(iters) * 12 * 8 * 2;  // 12 instructions x 8 lanes x (mul + add)
 }
 
@@ -91,7 +92,8 @@ double int8_dot_avx2(long iters) {
       "jnz 1b\n\t"
       : "+r"(left)
       :
-      : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "cc");
+      : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10",
+        "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "cc");
   return double(iters) * 6 * 64;  // 6 dot steps x 32 multiply-adds x 2 ops
 }
 
