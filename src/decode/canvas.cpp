@@ -72,4 +72,14 @@ void emit_step(const StepCallback& on_step, int step, int total_steps, const std
   on_step(ev);
 }
 
+CachedQuery fast_dllm_block_query(CachePolicy cache, int start, int end, int L) {
+  CachedQuery q;
+  q.query_begin = start;
+  q.query_end = cache == CachePolicy::kDual ? end : L;
+  if (start > 0) q.cached_spans.emplace_back(0, start);
+  if (cache == CachePolicy::kDual && end < L) q.cached_spans.emplace_back(end, L);
+  q.store_kv = cache == CachePolicy::kDual;
+  return q;
+}
+
 }  // namespace unmask::decode

@@ -41,4 +41,10 @@ void query_logits_cached(const LogitSource& src, const std::vector<int32_t>& can
 void emit_step(const StepCallback& on_step, int step, int total_steps, const std::vector<int32_t>& canvas,
                std::vector<int32_t> committed, int prompt_length, int32_t mask_id);
 
+// The cached call inside a Fast-dLLM block (LLaDA and Dream alike): prefix cache
+// recomputes [start, L) reading [0, start); dual cache recomputes [start, end) reading
+// [0, start) and [end, L), and writes the block's rows back as upstream's in-place
+// replace does (they are recomputed by every call anyway).
+CachedQuery fast_dllm_block_query(CachePolicy cache, int start, int end, int L);
+
 }  // namespace unmask::decode

@@ -28,23 +28,6 @@
 
 namespace unmask {
 
-namespace {
-
-// The cached call inside a block: query window, cached spans and write-back per policy.
-CachedQuery window_query(CachePolicy cache, int start, int end, int L) {
-  CachedQuery q;
-  q.query_begin = start;
-  q.query_end = cache == CachePolicy::kDual ? end : L;
-  if (start > 0) q.cached_spans.emplace_back(0, start);
-  if (cache == CachePolicy::kDual && end < L) q.cached_spans.emplace_back(end, L);
-  // Upstream's dual cache overwrites the block's rows in place (replace_position); they
-  // are recomputed by every call, so this only keeps the cache equal to upstream's.
-  q.store_kv = cache == CachePolicy::kDual;
-  return q;
-}
-
-}  // namespace
-
 std::vector<int32_t> dream_block_generate(const LogitSource& src, const std::vector<int32_t>& prompt,
                                           const DreamBlockOptions& opt, const StepCallback& on_step) {
   const std::string name = "dream_block_generate";
@@ -83,7 +66,7 @@ std::vector<int32_t> dream_block_generate(const LogitSource& src, const std::vec
     for (int i = 1, calls = 1;; ++calls) {
       check(calls < decode::kMaxCallsPerBlockSlot * opt.block_length,
             name + ": block " + std::to_string(b) + " made no progress in " + std::to_string(calls) + " calls");
-      CachedQuery q = window_query(opt.cache, start, end, L);
+      CachedQuery q = decode::fast_dllm_block_query(opt.cache, start, end, L);
       q.slots = decode::masked_slots_between(x, mask, start, end);
       decode::query_logits_cached(src, x, q, logits, name);
       if (!by_threshold && i == spb) break;

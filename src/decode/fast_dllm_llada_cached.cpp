@@ -25,23 +25,6 @@
 
 namespace unmask::decode {
 
-namespace {
-
-// The cached call inside a block: query window, cached spans and write-back per policy.
-CachedQuery block_query(CachePolicy cache, int start, int end, int L) {
-  CachedQuery q;
-  q.query_begin = start;
-  q.query_end = cache == CachePolicy::kDual ? end : L;
-  if (start > 0) q.cached_spans.emplace_back(0, start);
-  if (cache == CachePolicy::kDual && end < L) q.cached_spans.emplace_back(end, L);
-  // Upstream's dual cache overwrites the block's rows in place; the next call recomputes
-  // them anyway, so this only keeps the cache equal to upstream's.
-  q.store_kv = cache == CachePolicy::kDual;
-  return q;
-}
-
-}  // namespace
-
 std::vector<int32_t> fast_dllm_llada_cached_generate(const LogitSource& src, const std::vector<int32_t>& prompt,
                                                      const FastDllmLladaOptions& opt, const StepCallback& on_step) {
   const std::string name = std::string("fast_dllm_llada_generate(") +
@@ -81,7 +64,7 @@ std::vector<int32_t> fast_dllm_llada_cached_generate(const LogitSource& src, con
                   "the reference fails with IndexError here)");
       check(i < kMaxCallsPerBlockSlot * opt.block_length,
             name + ": block " + std::to_string(b) + " made no progress in " + std::to_string(i) + " calls");
-      CachedQuery q = block_query(opt.cache, start, end, L);
+      CachedQuery q = fast_dllm_block_query(opt.cache, start, end, L);
       q.slots = masked_slots_between(x, mask, start, end);
       query_logits_cached(src, x, q, logits, name);
       c = fast_dllm_commit(opt, src.vocab, q.slots, logits, adaptive ? 0 : schedule[size_t(i)], rng, x);
