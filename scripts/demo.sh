@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# The main job: build, then generate with a shipped model.
+# The main job: build, then generate Python with the shipped default model
+# (models/unmask-coder-tiny, found next to the binary when -m is not given), watching
+# the canvas unmask live; then fill a masked function body (--infill).
+# `bash scripts/demo.sh MODEL_DIR` runs the same on another model.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build.sh
-MODEL="${1:-tests/data/llada-tiny}"
-echo "== unmask inspect -m $MODEL"
-./build/unmask inspect -m "$MODEL"
-echo "== unmask run -m $MODEL -p 'What is 2+3?' (fast decoder, dual cache, up to 32 tokens)"
-./build/unmask run -m "$MODEL" -p "What is 2+3?" --max-tokens 32 --block-length 8 --cache dual --threshold 0.9
-echo "== the same with the LLaDA reference decoder (fixed canvas of 32, blocks of 8, 16 steps)"
-./build/unmask run -m "$MODEL" -p "What is 2+3?" --decoder reference --gen-length 32 --block-length 8 --steps 16
+M=()
+[ $# -ge 1 ] && M=(-m "$1")
+echo "== unmask inspect"
+./build/unmask inspect -m "${1:-models/unmask-coder-tiny}"
+echo "== unmask run -p 'def read_config(path):' (fast decoder, dual cache, up to 96 tokens)"
+./build/unmask run "${M[@]}" -p $'def read_config(path):\n' --max-tokens 96 --seed 1
+echo "== infilling: unmask run --infill (a function body of 24 masks between fixed code)"
+./build/unmask run "${M[@]}" --seed 1 \
+  --infill $'def is_even(n):\n    """Return True if n is even."""\n{mask:24}\n\n\nprint(is_even(4))\n'

@@ -392,6 +392,36 @@ TEST(BlockDecoder, CacheWindowsPerPolicyOnAFixedCanvas) {
   for (int s = 4; s < L; ++s) EXPECT_EQ(want[size_t(s)], 1 + s % 5);
 }
 
+TEST(BlockDecoder, DynamicLengthKeepsTheCacheWhenTheCanvasGrows) {
+  // P = 4, max_tokens 12, block 4: the canvas grows 8 -> 12 -> 16; one commit per call.
+  for (BlockCache cache : {BlockCache::kPrefix, BlockCache::kDual, BlockCache::kWindow}) {
+    RecordingSource f;
+    f.fn = falling_row;
+    BlockDecoderOptions o = base_opts();
+    o.cache = cache;
+    o.max_tokens = 12;
+    o.threshold = 1.0;
+    o.refresh_window = 2;
+    const BlockDecodeResult r = block_decode(f.source(), kPrompt, o);
+    ASSERT_EQ(f.calls.size(), 12u);
+    EXPECT_EQ(r.canvas.size(), 16u);
+    // Only the first block opens with a full forward; later blocks recompute the
+    // finished block (one row or the window before it) and the new one, read the rest.
+    EXPECT_EQ(std::make_pair(f.calls[0].begin, f.calls[0].end), std::make_pair(0, 8));
+    EXPECT_TRUE(f.calls[0].spans.empty());
+    const int lead = cache == BlockCache::kWindow ? 2 : 1;
+    for (int b = 1; b < 3; ++b) {
+      const auto& c = f.calls[size_t(4 * b)];
+      const int prev_start = 4 * b, L = 8 + 4 * b;
+      ASSERT_TRUE(c.cached);
+      EXPECT_EQ(int(c.canvas.size()), L);
+      EXPECT_EQ(std::make_pair(c.begin, c.end), std::make_pair(prev_start - lead, L)) << int(cache) << " block " << b;
+      EXPECT_EQ(c.spans, (Spans{{0, prev_start - lead}}));
+      EXPECT_TRUE(c.store);
+    }
+  }
+}
+
 TEST(BlockDecoder, InfillFillsOnlyTheHolesBlockByBlock) {
   const std::vector<int32_t> canvas{1, 2, kMask, kMask, kMask, 3, 4, kMask, kMask, 5};
   for (BlockCache cache : {BlockCache::kNone, BlockCache::kPrefix, BlockCache::kDual, BlockCache::kWindow}) {

@@ -301,9 +301,40 @@ TEST_P(ScoreCached, RejectsUnstoredSpansAndSlotsOutsideTheWindow) {
   EXPECT_NO_THROW(src.score_cached(x, CachedQuery{10, L, {{0, 10}}, false, {12}}, out));
   EXPECT_THROW(src.score_cached(x, CachedQuery{10, L, {{0, 10}}, false, {3}}, out), Error);    // slot before the window
   EXPECT_THROW(src.score_cached(x, CachedQuery{10, L, {{0, 12}}, false, {12}}, out), Error);   // span overlaps the rows
-  // Another canvas length resets the cache.
-  const std::vector<int32_t> y = test_canvas(*m, L + 4);
-  EXPECT_THROW(src.score_cached(y, CachedQuery{10, L + 4, {{0, 10}}, false, {12}}, out), Error);
+  // A shorter canvas resets the cache.
+  const std::vector<int32_t> z = test_canvas(*m, L - 4);
+  EXPECT_THROW(src.score_cached(z, CachedQuery{10, L - 4, {{0, 10}}, false, {12}}, out), Error);
+}
+
+TEST_P(ScoreCached, ALongerCanvasKeepsTheRowsWhoseTokenIsUnchanged) {
+  auto m = tiny(GetParam());
+  const int L = 20;
+  const std::vector<int32_t> x = test_canvas(*m, L);      // tokens [0, 10), masks [10, 20)
+  const std::vector<int32_t> y = test_canvas(*m, L + 4);  // tokens [0, 12), masks [12, 24)
+  const LogitSource src = model_logit_source(*m);
+  std::vector<float> out;
+  src.score_cached(x, CachedQuery{0, L, {}, true, {}}, out);
+  // Positions 10 and 11 turned from masks into tokens: their rows are dropped.
+  EXPECT_THROW(src.score_cached(y, CachedQuery{12, L + 4, {{0, 12}}, false, {14}}, out), Error);
+  src.score_cached(y, CachedQuery{10, L + 4, {{0, 10}}, false, {14, 20}}, out);
+  // The kept rows are x's: the same call on a forward whose cache holds x's K/V.
+  KvCache kv;
+  kv.reset(m->config, L + 4);
+  ForwardBatch fill;
+  fill.tokens = x;
+  for (int p = 0; p < L; ++p) fill.positions.push_back(p);
+  fill.kv = {SequenceKv{&kv, {}, true}};
+  ForwardOutput unused, want;
+  forward(*m, fill, &unused);
+  ForwardBatch q;
+  for (int p = 10; p < L + 4; ++p) {
+    q.tokens.push_back(y[size_t(p)]);
+    q.positions.push_back(p);
+  }
+  q.logit_rows = {logit_row_for_slot(m->config, 14) - 10, logit_row_for_slot(m->config, 20) - 10};
+  q.kv = {SequenceKv{&kv, {{0, 10}}, false}};
+  forward(*m, q, &want);
+  EXPECT_EQ(out, want.logits);  // same rows, same kernels: bit for bit
 }
 
 std::string family_name(const ::testing::TestParamInfo<const char*>& p) {

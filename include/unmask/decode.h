@@ -36,10 +36,17 @@ struct CachedQuery {
   std::vector<std::pair<int32_t, int32_t>> cached_spans;  // canvas positions [begin, end) read from the cache
   bool store_kv = false;  // write the recomputed rows' K/V into the cache
   std::vector<int32_t> slots;  // slots whose logits are returned, [slots.size()][vocab]
+  // Also return the window's last row, unshifted, after the slots' rows: the AR
+  // prediction of position query_end (Fast-dLLM v2's token after a finished block).
+  bool next_token_row = false;
 };
 
 struct LogitSource {
   int vocab = 0;
+  // Attention pattern every call runs with (ForwardBatch::attention_block): -1 = the
+  // model's own, 0 = bidirectional, B = block-causal with blocks of B. Block decoders
+  // check it against their block length.
+  int attention_block = -1;
   std::function<void(const std::vector<std::vector<int32_t>>& canvases, const std::vector<int32_t>& slots,
                      std::vector<float>& out)>
       score;
@@ -58,16 +65,19 @@ struct LogitSourceOptions {
   // Double accumulation in every matmul and attention (ForwardBatch::reference_precision):
   // slow; for conformance on trajectories whose reference was checked against float64.
   bool reference_precision = false;
+  int attention_block = -1;  // see LogitSource::attention_block
 };
 LogitSource model_logit_source(const Model& model, const LogitSourceOptions& options = {});
 
 // Emitted after every denoising step. `canvas` is the canvas after the step;
-// `committed` lists the slots written this step.
+// `committed` lists the slots written this step, `masked` the slots still holding the
+// mask id after it (ascending).
 struct StepEvent {
   int step = 0;
   int total_steps = 0;  // best estimate; 0 when unknown
   const std::vector<int32_t>* canvas = nullptr;
   std::vector<int32_t> committed;
+  std::vector<int32_t> masked;
   int prompt_length = 0;
   int32_t mask_id = -1;
 };
@@ -269,6 +279,81 @@ std::vector<InfillSegment> parse_infill_template(const std::string& tmpl);
 bool parse_block_score(const std::string& s, BlockScore* out);    // confidence | margin | entropy
 bool parse_block_commit(const std::string& s, BlockCommit* out);  // topn | threshold | factor | dynamic
 bool parse_block_cache(const std::string& s, BlockCache* out);    // none | prefix | dual | window
+
+// ---- Block-causal families (src/decode/{llada2,sdar,fast_dllm_v2}_generate.cpp) ------
+// Token choice shared by the three: logits / temperature (when > 0), then top-k (> 0)
+// and top-p (< 1) filters, softmax; x0 = argmax at temperature 0 (the references sample
+// even then; see docs/families.md), else one seeded draw; p = x0's probability.
+// Each needs a LogitSource whose attention_block equals its block length (Error if not).
+
+// inclusionAI/dFactory LLaDA2MoeModelLM.generate: canvas = ceil((P + gen) / B) blocks;
+// from block P / B on, each step re-runs the model on the canvas up to the block's end
+// (block-causal, no cache) and commits every masked slot of the block with p > threshold
+// when there are at least sched[step] of them, else the top min(sched[step], #masks) by
+// p (sched = get_num_transfer_tokens(block_length, steps), steps = min(steps,
+// gen_length / minimal_topk)). Stops after a block holding eos (or, eos_early_stop, once
+// an eos has no mask before it).
+struct Llada2GenerateOptions {
+  int gen_length = 2048, block_length = 32, steps = 32, minimal_topk = 1;
+  double threshold = 0.95;
+  double temperature = 0.0, top_p = 1.0;
+  int top_k = 0;
+  int32_t mask_id = -1, eos_id = -1;
+  bool eos_early_stop = false;
+  uint64_t seed = 0;
+};
+struct BlockGenerateResult {
+  std::vector<int32_t> canvas;  // the whole canvas as last written
+  std::vector<int32_t> output;  // prompt + the returned ids (cut after the first end token)
+};
+BlockGenerateResult llada2_generate(const LogitSource& src, const std::vector<int32_t>& prompt,
+                                    const Llada2GenerateOptions& opt, const StepCallback& on_step = {});
+
+// JetAstra/SDAR generate.py::block_diffusion_generate with an exact KV cache: prefill
+// the first P / B full blocks (K/V stored); then per block: calls on the block alone
+// over the cached prefix (nothing stored) until it has no mask, then ONE more call on
+// the finished block that stores its K/V. sched = get_num_transfer_tokens(B, steps).
+//   kSequential:            the first sched[step] masks, left to right;
+//   kLowConfidenceStatic:   the top sched[step] by p;
+//   kLowConfidenceDynamic:  every mask with p > threshold if at least sched[step], else the top sched[step];
+//   kEntropyBounded:        masks by ascending entropy while the running sum of entropies
+//                           stays < eb_threshold, at least one (the documented intent;
+//                           upstream's is broken at the pinned commit).
+// Stops after a block in which a stop id appears after the prompt.
+enum class SdarStrategy { kSequential, kLowConfidenceStatic, kLowConfidenceDynamic, kEntropyBounded };
+bool parse_sdar_strategy(const std::string& s, SdarStrategy* out);
+struct SdarGenerateOptions {
+  int gen_length = 128, block_length = 4, denoising_steps = 4;
+  double temperature = 0.0, top_p = 1.0;
+  int top_k = 0;
+  SdarStrategy strategy = SdarStrategy::kLowConfidenceDynamic;
+  double confidence_threshold = 0.85, eb_threshold = 0.35;
+  int32_t mask_id = -1;
+  std::vector<int32_t> stop_ids;
+  uint64_t seed = 0;
+};
+// Returns the whole canvas (ceil((P + gen) / B) · B slots).
+std::vector<int32_t> sdar_generate(const LogitSource& src, const std::vector<int32_t>& prompt,
+                                   const SdarGenerateOptions& opt, const StepCallback& on_step = {});
+
+// HF Fast_dLLM_QwenForCausalLM.generate (Fast-dLLM v2): prefill P / B full blocks (cache,
+// block-causal); blocks of block_size, each cut into sub-blocks of small_block_size
+// decoded left to right: a call on the block (or, use_block_cache, on the sub-block over
+// the block's cached K/V once its first slot is known), logits shifted within the window,
+// commits every mask of the sub-block with p > threshold plus always the most confident
+// one. A finished block is run once more storing its K/V; the argmax of its last row is
+// the next block's first token. Stops once stop_token is committed with no mask before it.
+struct FastDllmV2Options {
+  int max_new_tokens = 512, block_size = 32, small_block_size = 8;
+  double threshold = 1.0;
+  double temperature = 0.0, top_p = 0.95;
+  bool use_block_cache = false;
+  int32_t mask_id = -1, stop_token = -1;
+  uint64_t seed = 0;
+};
+// Returns prompt + generated ids, cut after the stop token.
+std::vector<int32_t> fast_dllm_v2_generate(const LogitSource& src, const std::vector<int32_t>& prompt,
+                                           const FastDllmV2Options& opt, const StepCallback& on_step = {});
 
 bool parse_remasking(const std::string& s, Remasking* out);
 bool parse_dream_alg(const std::string& s, DreamAlg* out);

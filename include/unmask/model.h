@@ -17,10 +17,31 @@
 
 namespace unmask {
 
+class GgufFile;  // unmask/gguf.h
+
 // How RoPE is rounded when activations are bf16.
 enum class RopePrecision : uint8_t {
   kF32,             // LLaDA rope_full_precision: q/k upcast, rotate in f32, cast back
   kCastCosSin,      // HF Qwen/Llama: cos/sin computed in f32, cast to activation dtype, rotate there
+};
+
+// How MoE layers route a token (models/moe.cpp). Softmax: p = softmax(router logits),
+// top_k by p (LLaDA-MoE). Sigmoid: s = sigmoid(logits), chosen by s + expert_bias inside
+// the topk_group best of n_group groups (group score = sum of its top-2), weights s (LLaDA2).
+enum class RouterScore : uint8_t { kSoftmax, kSigmoid };
+
+struct MoeConfig {
+  int n_experts = 0;            // 0 = dense model
+  int top_k = 0;                // experts per token
+  int expert_ffn = 0;           // each expert's SwiGLU width
+  int shared_ffn = 0;           // shared expert's width (0 = none); runs on every token
+  int first_dense_layers = 0;   // layers [0, first_dense_layers) use the dense MLP (ModelConfig::ffn)
+  RouterScore score = RouterScore::kSoftmax;
+  bool expert_bias = false;     // sigmoid: per-expert bias added for selection only
+  int n_group = 1, topk_group = 1;
+  bool renormalize = false;     // weights / (sum of the chosen weights + 1e-20)
+  double scaling = 1.0;         // routed_scaling_factor, applied after renormalisation
+  bool is_moe_layer(int layer) const { return n_experts > 0 && layer >= first_dense_layers; }
 };
 
 struct SpecialTokens {  // -1 = the model has none
@@ -35,6 +56,12 @@ struct ModelConfig {
   double rope_theta = 10000.0;
   RopePrecision rope_precision = RopePrecision::kF32;
   bool qkv_bias = false;
+  bool qk_norm = false;  // per-head RMSNorm on q and k (weights [head_dim]) before RoPE
+  int rotary_dim = 0;    // RoPE rotates dims [0, rotary_dim) of each head (partial RoPE); 0 = head_dim
+  // Attention pattern: 0 = fully bidirectional; B > 0 = block-causal over absolute
+  // positions (key j visible to query i iff pos_j / B <= pos_i / B; blocks start at 0).
+  int attention_block = 0;
+  MoeConfig moe;
   // Logit contract: slot p is scored by hidden row p - logit_shift (row 0 scores slot 0
   // when shifted). LLaDA 0, Dream 1.
   int logit_shift = 0;
@@ -60,6 +87,16 @@ struct LayerWeights {
   TensorView ffn_norm;         // [hidden]
   TensorView w_gate, w_up;     // [ffn, hidden]   (SiLU on gate)
   TensorView w_down;           // [hidden, ffn]
+  TensorView q_norm, k_norm;   // [head_dim] when qk_norm
+  // MoE layers (moe.is_moe_layer): router [E, hidden], router_bias [E] (sigmoid +
+  // expert_bias), experts' gate/up [expert_ffn, hidden] + down [hidden, expert_ffn];
+  // shared expert the same with shared_ffn. w_gate/w_up/w_down stay empty there.
+  TensorView router, router_bias;
+  struct Expert {
+    TensorView w_gate, w_up, w_down;
+  };
+  std::vector<Expert> experts;
+  Expert shared;
 };
 
 struct ModelWeights {
@@ -76,6 +113,7 @@ struct Model {
   DType weight_dtype = DType::F32;  // dtype of the matmul weights (F32 or BF16)
   std::string dir;                  // model folder
   std::shared_ptr<TensorStore> store;
+  std::shared_ptr<const GgufFile> gguf;  // the mapped .gguf file when loaded from one
   // Backing memory for weights not used in place (e.g. in-memory random models).
   std::vector<std::vector<uint8_t>> owned;
 };
@@ -123,6 +161,9 @@ struct ForwardBatch {
   // For conformance: the reference trajectories are certified equal under a float64 model,
   // and a few hinge on probability gaps (~4e-7) below float32 summation-order noise.
   bool reference_precision = false;
+  // Attention pattern of this call: -1 = the model's (ModelConfig::attention_block),
+  // 0 = bidirectional, B > 0 = block-causal with blocks of B positions.
+  int attention_block = -1;
 };
 
 struct ForwardOutput {
@@ -130,6 +171,12 @@ struct ForwardOutput {
   std::vector<float> hidden;  // [n_layers + 1, n, hidden] when capture_hidden
   double flops = 0;           // multiply-adds x 2 performed
   double weight_bytes = 0;    // weight bytes read
+  // MoE: expert weight bytes read (each routed expert's weights once per layer, for all
+  // the tokens routed to it), and what a token-by-token loop would read (top_k experts
+  // per token per layer); the first is the minimum for the routing chosen.
+  double expert_bytes = 0, expert_bytes_token_loop = 0;
+  // MoE: per MoE layer, the chosen experts [n, top_k] (ascending layer order).
+  std::vector<std::vector<int32_t>> router_topk;
 };
 
 // Validates token ids / positions / rows (throws Error on bad input), then runs.
@@ -141,5 +188,10 @@ inline int logit_row_for_slot(const ModelConfig& c, int slot) {
 }
 
 int64_t parameter_count(const Model& model);
+// Parameters one token uses: every expert-free weight plus top_k experts per MoE layer
+// (equals parameter_count for dense models).
+int64_t active_parameter_count(const Model& model);
+// One layer's parameters counting only its first `experts` experts.
+int64_t layer_parameter_count(const LayerWeights& layer, int experts);
 
 }  // namespace unmask

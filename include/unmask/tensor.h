@@ -13,9 +13,15 @@
 
 namespace unmask {
 
-enum class DType : uint8_t { F32, BF16, F16, I64, I32, U8 };
+// Q8_0 ... Q6_K: ggml's block-quantized types (include/unmask/quant.h has the layouts).
+// A row of a block type holds a whole number of blocks; only GGUF files carry them.
+enum class DType : uint8_t { F32, BF16, F16, I64, I32, U8, Q8_0, Q4_0, Q4_K, Q6_K };
 
-size_t dtype_size(DType t);
+size_t dtype_size(DType t);                // bytes per element, or per block for block types
+int64_t dtype_block_elems(DType t);        // elements per block: 1, 32 (Q8_0, Q4_0), 256 (Q4_K, Q6_K)
+inline bool dtype_is_quantized(DType t) { return dtype_block_elems(t) > 1; }
+// Bytes of n consecutive elements (n a multiple of the block size for block types).
+inline size_t dtype_row_bytes(DType t, int64_t n) { return size_t(n / dtype_block_elems(t)) * dtype_size(t); }
 std::string_view dtype_name(DType t);          // "F32", "BF16", ... (safetensors spelling)
 bool dtype_from_name(std::string_view name, DType* out);
 
@@ -50,19 +56,20 @@ struct TensorView {
     for (int i = 0; i < ndim; ++i) n *= shape[size_t(i)];
     return n;
   }
-  size_t nbytes() const { return size_t(numel()) * dtype_size(dtype); }
+  size_t nbytes() const { return dtype_row_bytes(dtype, numel()); }
   bool empty() const { return data == nullptr; }
   const float* f32() const { return static_cast<const float*>(data); }
   const uint16_t* u16() const { return static_cast<const uint16_t*>(data); }
   // Row r of a 2-D view, as raw bytes.
   const uint8_t* row_bytes(int64_t r) const {
-    return static_cast<const uint8_t*>(data) + size_t(r) * size_t(shape[1]) * dtype_size(dtype);
+    return static_cast<const uint8_t*>(data) + size_t(r) * dtype_row_bytes(dtype, shape[1]);
   }
 };
 
 std::string shape_string(const TensorView& t);  // "[64, 512]"
 
-// Reads element i (flat index) of an F32 / BF16 / F16 view as float.
+// Reads element i (flat index) of a float or block-quantized view as float (a block
+// type dequantizes the whole block: use quant.h's dequantize_row for rows).
 float load_as_f32(const TensorView& t, int64_t i);
 
 }  // namespace unmask

@@ -18,4 +18,11 @@ namespace unmask::decode {
 // `slots` is left empty for the caller.
 CachedQuery block_step_query(BlockCache policy, bool block_start, int start, int end, int L, int window);
 
+// Dynamic length, the first call of a block appended to the canvas (policy != kNone):
+// the cache keeps what earlier calls stored. Rows [b, L) are recomputed and stored,
+// b = prev_start - lead (lead = 1, or max(W, 1) for kWindow; clamped at 0), so the
+// finished block — whose last commits were stored while they were still masks — is
+// refreshed along with the new block; [0, b) is read from the cache.
+CachedQuery grown_canvas_query(BlockCache policy, int prev_start, int L, int window);
+
 }  // namespace unmask::decode

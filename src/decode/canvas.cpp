@@ -67,6 +67,7 @@ void emit_step(const StepCallback& on_step, int step, int total_steps, const std
   ev.total_steps = total_steps;
   ev.canvas = &canvas;
   ev.committed = std::move(committed);
+  ev.masked = masked_slots(canvas, mask_id, int(canvas.size()));
   ev.prompt_length = prompt_length;
   ev.mask_id = mask_id;
   on_step(ev);

@@ -1,17 +1,22 @@
-// The one forward pass shared by every dense family. Family differences are
-// flags of ModelConfig (qkv bias, RoPE rounding, logit shift is applied by callers).
+// The one forward pass shared by every family. Family differences are parameters of
+// ModelConfig (qkv bias, QK-norm, partial RoPE and its rounding, attention pattern,
+// dense or MoE MLP); the logit shift is applied by callers.
 //
 //   x[n, hidden] = embed[tokens]
 //   per layer:  h = rms_norm(x, attn_norm)
 //               q,k,v = h·Wq^T (+bq), h·Wk^T (+bk), h·Wv^T (+bv)      [n, H·hd], [n, KV·hd]
-//               rope(q), rope(k) at `positions`;  a = attention(q, k, v) per sequence
+//               qk_norm: q, k = rms_norm per head [n·H, hd] with q_norm / k_norm
+//               rope(q), rope(k) on dims [0, rotary_dim) at `positions`
+//               a = attention(q, k, v) per sequence (bidirectional or block-causal)
 //               x += a·Wo^T
-//               h = rms_norm(x, ffn_norm);  x += (silu(h·Wg^T) * h·Wu^T)·Wd^T
+//               h = rms_norm(x, ffn_norm);  x += (silu(h·Wg^T) * h·Wu^T)·Wd^T  (dense layer)
+//                                           x += moe_ffn(h)                    (MoE layer, models/moe.cpp)
 //   final:      h = rms_norm(x, final_norm);  logits[r] = h[logit_rows[r]]·Whead^T
 #include <algorithm>
 #include <string>
 #include <vector>
 
+#include "models/moe.h"
 #include "ops/cpu/matmul.h"
 #include "ops/ops.h"
 #include "unmask/error.h"
@@ -40,6 +45,8 @@ void validate_batch(const ModelConfig& c, const ForwardBatch& b) {
     for (size_t s = 1; s < b.seq_offsets.size(); ++s)
       if (b.seq_offsets[s] < b.seq_offsets[s - 1]) throw Error("forward: seq_offsets must be non-decreasing");
   }
+  if (b.attention_block < -1)
+    throw Error("forward: attention_block " + std::to_string(b.attention_block) + " (use -1, 0 or a block size)");
   for (int32_t r : b.logit_rows)
     if (r < 0 || r >= n) throw Error("forward: logit row " + std::to_string(r) + " outside [0, " + std::to_string(n) + ")");
   const size_t n_seq = b.seq_offsets.empty() ? 1 : b.seq_offsets.size() - 1;
@@ -65,9 +72,10 @@ void validate_batch(const ModelConfig& c, const ForwardBatch& b) {
 }
 
 // Keys of one sequence in position order: its fresh rows plus its cached spans.
-// k_all/v_all [nk, kv_dim]. Returns nk.
+// k_all/v_all [nk, kv_dim], k_pos [nk] their positions. Returns nk.
 int64_t gather_keys(const SequenceKv& kv, int layer, const float* k, const float* v, const int32_t* positions,
-                    int64_t begin, int64_t len, int64_t kv_dim, std::vector<float>& k_all, std::vector<float>& v_all) {
+                    int64_t begin, int64_t len, int64_t kv_dim, std::vector<float>& k_all, std::vector<float>& v_all,
+                    std::vector<int32_t>& k_pos) {
   std::vector<std::pair<int32_t, int64_t>> order;  // (position, fresh row index or -1 - cached position)
   for (int64_t r = 0; r < len; ++r) order.emplace_back(positions[begin + r], r);
   for (auto [lo, hi] : kv.read_spans)
@@ -75,7 +83,9 @@ int64_t gather_keys(const SequenceKv& kv, int layer, const float* k, const float
   std::stable_sort(order.begin(), order.end(), [](auto& a, auto& b) { return a.first < b.first; });
   k_all.resize(order.size() * size_t(kv_dim));
   v_all.resize(order.size() * size_t(kv_dim));
+  k_pos.resize(order.size());
   for (size_t i = 0; i < order.size(); ++i) {
+    k_pos[i] = order[i].first;
     const int64_t src = order[i].second;
     const float* ks = src >= 0 ? k + (begin + src) * kv_dim : kv.cache->k_row(layer, int(-1 - src));
     const float* vs = src >= 0 ? v + (begin + src) * kv_dim : kv.cache->v_row(layer, int(-1 - src));
@@ -105,9 +115,14 @@ void forward(const Model& model, const ForwardBatch& batch, ForwardOutput* out) 
   std::vector<float> q(size_t(n * q_dim)), k(size_t(n * kv_dim)), v(size_t(n * kv_dim)), attn(size_t(n * q_dim));
   std::vector<float> gate(size_t(n) * size_t(c.ffn)), up(size_t(n) * size_t(c.ffn));
   std::vector<float> bias_q, bias_k, bias_v, k_all, v_all;
+  std::vector<int32_t> k_pos;
+  const int block = batch.attention_block >= 0 ? batch.attention_block : c.attention_block;
 
   out->flops = 0;
   out->weight_bytes = 0;
+  out->expert_bytes = 0;
+  out->expert_bytes_token_loop = 0;
+  out->router_topk.clear();
   auto linear = [&](const float* in, const TensorView& w, const std::vector<float>& bias, float* y) {
     if (batch.reference_precision)
       ops::matmul_reference(in, n, w, bias.empty() ? nullptr : bias.data(), y);
@@ -127,8 +142,9 @@ void forward(const Model& model, const ForwardBatch& batch, ForwardOutput* out) 
   const ops::RopeRounding rope_rounding =
       !bf16 ? ops::RopeRounding::kNone
             : (c.rope_precision == RopePrecision::kF32 ? ops::RopeRounding::kRotateF32 : ops::RopeRounding::kCosSinBf16);
-  const ops::RopeParams rope_q{c.n_heads, c.head_dim, c.head_dim, c.rope_theta, rope_rounding};
-  const ops::RopeParams rope_k{c.n_kv_heads, c.head_dim, c.head_dim, c.rope_theta, rope_rounding};
+  const int rotary = c.rotary_dim > 0 ? c.rotary_dim : c.head_dim;
+  const ops::RopeParams rope_q{c.n_heads, c.head_dim, rotary, c.rope_theta, rope_rounding};
+  const ops::RopeParams rope_k{c.n_kv_heads, c.head_dim, rotary, c.rope_theta, rope_rounding};
   const ops::AttentionShape attn_shape{c.n_heads, c.n_kv_heads, c.head_dim};
 
   if (batch.capture_hidden) out->hidden.assign(size_t(c.n_layers + 1) * size_t(n * d), 0.0f);
@@ -144,6 +160,10 @@ void forward(const Model& model, const ForwardBatch& batch, ForwardOutput* out) 
     linear(h.data(), L.wq, bias_q, q.data());
     linear(h.data(), L.wk, bias_k, k.data());
     linear(h.data(), L.wv, bias_v, v.data());
+    if (c.qk_norm) {
+      ops::rms_norm(q.data(), n * c.n_heads, hd, L.q_norm, c.rms_eps, bf16, q.data());
+      ops::rms_norm(k.data(), n * c.n_kv_heads, hd, L.k_norm, c.rms_eps, bf16, k.data());
+    }
     ops::rope_neox(q.data(), n, batch.positions.data(), rope_q);
     ops::rope_neox(k.data(), n, batch.positions.data(), rope_k);
     for (int s = 0; s < n_seq; ++s) {
@@ -151,16 +171,19 @@ void forward(const Model& model, const ForwardBatch& batch, ForwardOutput* out) 
       const SequenceKv* kv = batch.kv.empty() || !batch.kv[size_t(s)].cache ? nullptr : &batch.kv[size_t(s)];
       const float *keys = k.data() + begin * kv_dim, *values = v.data() + begin * kv_dim;
       int64_t nk = len;
+      const int32_t* key_positions = batch.positions.data() + begin;
       if (kv && !kv->read_spans.empty()) {
-        nk = gather_keys(*kv, l, k.data(), v.data(), batch.positions.data(), begin, len, kv_dim, k_all, v_all);
+        nk = gather_keys(*kv, l, k.data(), v.data(), batch.positions.data(), begin, len, kv_dim, k_all, v_all, k_pos);
         keys = k_all.data();
         values = v_all.data();
+        key_positions = k_pos.data();
       }
+      const ops::AttentionMask mask{block, batch.positions.data() + begin, key_positions};
       float* dst = attn.data() + begin * q_dim;
       if (batch.reference_precision && !bf16)
-        ops::attention_seq_reference(q.data() + begin * q_dim, len, keys, values, nk, attn_shape, dst);
+        ops::attention_seq_reference(q.data() + begin * q_dim, len, keys, values, nk, attn_shape, dst, mask);
       else
-        ops::attention_seq(q.data() + begin * q_dim, len, keys, values, nk, attn_shape, bf16, dst);
+        ops::attention_seq(q.data() + begin * q_dim, len, keys, values, nk, attn_shape, bf16, dst, mask);
       out->flops += 4.0 * double(len) * double(nk) * double(q_dim);  // QK^T and PV
       if (kv && kv->write)
         for (int64_t r = 0; r < len; ++r) {
@@ -173,10 +196,14 @@ void forward(const Model& model, const ForwardBatch& batch, ForwardOutput* out) 
     ops::add_inplace(x.data(), tmp.data(), n * d, bf16);
 
     ops::rms_norm(x.data(), n, d, L.ffn_norm, c.rms_eps, bf16, h.data());
-    linear(h.data(), L.w_gate, no_bias, gate.data());
-    linear(h.data(), L.w_up, no_bias, up.data());
-    ops::silu_mul(gate.data(), up.data(), n * c.ffn, bf16);
-    linear(gate.data(), L.w_down, no_bias, tmp.data());
+    if (c.moe.is_moe_layer(l)) {
+      moe_ffn(c, L, h.data(), n, MoeCall{bf16, batch.reference_precision}, tmp.data(), out);
+    } else {
+      linear(h.data(), L.w_gate, no_bias, gate.data());
+      linear(h.data(), L.w_up, no_bias, up.data());
+      ops::silu_mul(gate.data(), up.data(), n * c.ffn, bf16);
+      linear(gate.data(), L.w_down, no_bias, tmp.data());
+    }
     ops::add_inplace(x.data(), tmp.data(), n * d, bf16);
   }
 

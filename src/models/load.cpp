@@ -5,7 +5,9 @@
 #include <filesystem>
 
 #include "io/json_file.h"
+#include "models/gguf_model.h"
 #include "models/registry.h"
+#include "unmask/gguf.h"
 #include "unmask/error.h"
 #include "unmask/model.h"
 
@@ -37,6 +39,24 @@ void validate_config(const ModelConfig& c, const std::string& file) {
     throw Error(file + ": rope_theta must be a positive number, got " + std::to_string(c.rope_theta));
   if (!(c.rms_eps >= 0) || !std::isfinite(c.rms_eps))
     throw Error(file + ": rms_norm_eps must be a non-negative number, got " + std::to_string(c.rms_eps));
+  if (c.rotary_dim < 0 || c.rotary_dim > c.head_dim || c.rotary_dim % 2 != 0)
+    throw Error(file + ": rotary dims " + std::to_string(c.rotary_dim) + " must be even and at most head dim " +
+                std::to_string(c.head_dim));
+  if (c.attention_block < 0) throw Error(file + ": attention block size must not be negative");
+  const MoeConfig& moe = c.moe;
+  if (moe.n_experts > 0) {
+    positive(moe.top_k, "num_experts_per_tok");
+    positive(moe.expert_ffn, "expert MLP size");
+    positive(moe.n_group, "n_group");
+    positive(moe.topk_group, "topk_group");
+    if (moe.top_k > moe.n_experts || moe.n_experts % moe.n_group != 0 || moe.topk_group > moe.n_group ||
+        moe.top_k > moe.topk_group * (moe.n_experts / moe.n_group))
+      throw Error(file + ": MoE routing of top " + std::to_string(moe.top_k) + " of " + std::to_string(moe.n_experts) +
+                  " experts in " + std::to_string(moe.topk_group) + " of " + std::to_string(moe.n_group) +
+                  " groups is inconsistent");
+    if (moe.first_dense_layers < 0 || moe.first_dense_layers > c.n_layers)
+      throw Error(file + ": first_k_dense_replace " + std::to_string(moe.first_dense_layers) + " outside [0, layers]");
+  }
   const auto in_vocab = [&](int32_t id, const char* role) {
     if (id >= c.vocab) throw Error(file + ": " + role + " token id " + std::to_string(id) + " >= vocab " + std::to_string(c.vocab));
   };
@@ -105,6 +125,11 @@ void fill_special_tokens_from_tokenizer(const std::string& dir, SpecialTokens& s
 }  // namespace
 
 std::unique_ptr<Model> load_model(const std::string& dir, const LoadOptions& options) {
+  if (is_gguf_file(dir)) {  // `-m model.gguf`: llama.cpp's layout (models/gguf_load.cpp)
+    auto model = load_gguf_model(dir);
+    validate_config(model->config, dir);
+    return model;
+  }
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) throw Error(dir + ": not a model folder");
   auto model = std::make_unique<Model>();
@@ -130,14 +155,32 @@ std::unique_ptr<Model> load_model(const std::string& dir, const LoadOptions& opt
   return model;
 }
 
+int64_t layer_parameter_count(const LayerWeights& L, int experts) {
+  int64_t n = 0;
+  for (const TensorView* t : {&L.attn_norm, &L.wq, &L.wk, &L.wv, &L.bq, &L.bk, &L.bv, &L.wo, &L.ffn_norm, &L.w_gate,
+                              &L.w_up, &L.w_down, &L.q_norm, &L.k_norm, &L.router, &L.router_bias, &L.shared.w_gate,
+                              &L.shared.w_up, &L.shared.w_down})
+    if (t->data) n += t->numel();
+  for (int e = 0; e < experts && e < int(L.experts.size()); ++e)
+    for (const TensorView* t : {&L.experts[size_t(e)].w_gate, &L.experts[size_t(e)].w_up, &L.experts[size_t(e)].w_down})
+      n += t->numel();
+  return n;
+}
+
+int64_t active_parameter_count(const Model& model) {
+  const ModelWeights& w = model.weights;
+  int64_t n = w.embed.numel() + w.final_norm.numel();
+  if (w.lm_head.data != w.embed.data) n += w.lm_head.numel();
+  for (const auto& L : w.layers) n += layer_parameter_count(L, L.experts.empty() ? 0 : model.config.moe.top_k);
+  return n;
+}
+
 int64_t parameter_count(const Model& model) {
   const ModelWeights& w = model.weights;
   int64_t n = w.embed.numel() + w.final_norm.numel();
   if (w.lm_head.data != w.embed.data) n += w.lm_head.numel();
   for (const auto& L : w.layers)
-    for (const TensorView* t : {&L.attn_norm, &L.wq, &L.wk, &L.wv, &L.bq, &L.bk, &L.bv, &L.wo, &L.ffn_norm, &L.w_gate,
-                                &L.w_up, &L.w_down})
-      if (t->data) n += t->numel();
+    n += layer_parameter_count(L, int(L.experts.size()));
   return n;
 }
 

@@ -13,17 +13,27 @@
 namespace unmask {
 
 struct RandomModelSpec {
-  std::string family = "llada";  // "llada" (no qkv bias, logits unshifted) or "dream"
+  // "llada" (no qkv bias, logits unshifted), "dream" (qkv bias, shifted), "sdar"
+  // (QK-norm, block-causal), "fast_dllm_v2" (qkv bias, shifted, block-causal),
+  // "lladamoe" (QK-norm, softmax MoE every layer), "llada2" (QK-norm, partial RoPE,
+  // block-causal, sigmoid grouped MoE after one dense layer, shared expert).
+  std::string family = "llada";
   int hidden = 2048, layers = 16, heads = 16, ffn = 5632, vocab = 32768;
   int kv_heads = 0;  // 0: = heads
   int head_dim = 0;  // 0: = hidden / heads
+  // MoE families: experts per layer, experts per token, expert width; llada2 also one
+  // shared expert of expert width, dense first layer of width ffn, 8 groups keep 4
+  // (when experts divide). Block-causal families: block (attention block size).
+  int experts = 64, top_k = 8, expert_ffn = 1024, block = 32;
   DType dtype = DType::F32;  // every tensor (matmul weights, norms, biases, embedding): F32 or BF16
   uint64_t seed = 1;
 };
 
 // Parses "FAMILY:key=value,key=value,...", e.g.
 //   llada:hidden=2048,layers=16,heads=16,ffn=5632,vocab=32768,kv_heads=16,dtype=bf16
-// Keys: hidden layers heads kv_heads head_dim ffn vocab dtype (f32|bf16) seed; keys not
+//   lladamoe:hidden=2048,layers=16,heads=16,experts=64,top_k=8,expert_ffn=1024
+// Keys: hidden layers heads kv_heads head_dim ffn vocab dtype (f32|bf16) seed experts
+// top_k expert_ffn block; keys not
 // given keep RandomModelSpec's defaults. Throws Error naming the bad key or value.
 RandomModelSpec parse_random_model_spec(const std::string& spec);
 

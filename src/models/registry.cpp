@@ -6,7 +6,9 @@ namespace unmask {
 
 namespace {
 const std::vector<const FamilyBinding*>& all_families() {
-  static const std::vector<const FamilyBinding*> families = {&llada_family(), &dream_family()};
+  static const std::vector<const FamilyBinding*> families = {&llada_family(),    &dream_family(), &lladamoe_family(),
+                                                               &llada2_family(),   &sdar_family(),
+                                                               &fast_dllm_v2_family()};
   return families;
 }
 }  // namespace

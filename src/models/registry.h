@@ -39,6 +39,39 @@ struct FamilyBinding {
 
 const FamilyBinding& llada_family();
 const FamilyBinding& dream_family();
+const FamilyBinding& lladamoe_family();
+const FamilyBinding& llada2_family();
+const FamilyBinding& sdar_family();
+const FamilyBinding& fast_dllm_v2_family();
+
+// ---- shared by the HF-named families (models/hf_layers.cpp) ----------------------
+// Qwen2/Llama config fields: hidden_size, num_attention_heads, num_hidden_layers,
+// num_key_value_heads, intermediate_size (0 when absent), vocab_size, rms_norm_eps,
+// rope_theta, max_position_embeddings, tie_word_embeddings, head_dim and the special
+// token ids; HF RoPE rounding (cos/sin cast). Rejects rope_scaling and non-SiLU MLPs.
+void read_hf_config(const JsonFields& c, ModelConfig& m);
+// `model.layers.N.self_attn.{q,k,v,o}_proj` (+ q/k/v bias when qkv_bias, q_norm/k_norm
+// when qk_norm), input_layernorm and post_attention_layernorm of layer `prefix`.
+void bind_hf_attention(WeightBinder& b, const ModelConfig& c, const std::string& prefix, LayerWeights& L);
+// One SwiGLU MLP `prefix{gate,up,down}_proj.weight` of width ffn.
+LayerWeights::Expert bind_hf_mlp(WeightBinder& b, const std::string& prefix, int64_t ffn, int64_t hidden);
+// The dense SwiGLU MLP `prefix{gate,up,down}_proj.weight` (width c.ffn) into L.w_*.
+void bind_hf_dense_mlp(WeightBinder& b, const ModelConfig& c, const std::string& prefix, LayerWeights& L);
+// An MoE MLP: router `prefix gate.weight` [E, hidden] (+ `gate.expert_bias` when
+// moe.expert_bias), experts `prefix experts.E.`, shared expert `prefix shared_name`.
+void bind_hf_moe(WeightBinder& b, const ModelConfig& c, const std::string& prefix, const std::string& shared_name,
+                 LayerWeights& L);
+// `prefix.embed`, final `model.norm` and `lm_head` (or the tied embedding).
+void bind_hf_ends(WeightBinder& b, const ModelConfig& c, const std::string& embed_name, ModelWeights& w);
+// A Qwen2-named model: every layer bind_hf_attention, then bind_hf_moe (MoE layers, shared
+// expert `shared_name`) or the dense `mlp.` of width ffn; then `model.embed_tokens` and
+// the ends (Dream, SDAR, Fast-dLLM v2, LLaDA-MoE).
+void bind_hf_layers(WeightBinder& b, const ModelConfig& c, ModelWeights& w, const std::string& shared_name);
+void bind_hf_dense_model(WeightBinder& b, const ModelConfig& c, ModelWeights& w);  // no MoE layers
+// num_experts, num_experts_per_tok and the expert width field `width_key`.
+void read_hf_expert_counts(const JsonFields& c, const char* width_key, MoeConfig& moe);
+// Rows [begin, begin + rows) of a 2-D view (fused projections split at bind time).
+TensorView row_slice(const TensorView& t, int64_t begin, int64_t rows);
 
 // Picks the family by architectures[0], falling back to model_type.
 // Throws Error naming the values found and the families known.

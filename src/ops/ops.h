@@ -46,13 +46,24 @@ void attention(const float* q, const float* k, const float* v, const int32_t* se
 void attention_reference(const float* q, const float* k, const float* v, const int32_t* seq_offsets, int n_seq,
                          const AttentionShape& shape, float* out);
 
+// Which keys each query sees. block == 0: all of them (bidirectional). block > 0:
+// block-causal over absolute positions: key j is visible to query i iff
+// k_pos[j] / block <= q_pos[i] / block (SDAR, Fast-dLLM v2, LLaDA2). Borrows q_pos [nq]
+// and k_pos [nk]; every query must see at least one key (its own row does).
+struct AttentionMask {
+  int block = 0;
+  const int32_t* q_pos = nullptr;
+  const int32_t* k_pos = nullptr;
+  bool visible(int64_t i, int64_t j) const { return block == 0 || k_pos[j] / block <= q_pos[i] / block; }
+};
+
 // One sequence whose keys are separate rows: q [nq, heads, hd] attends over
 // k/v [nk, kv_heads, hd] (e.g. cached K/V plus the fresh rows); out [nq, heads, hd].
 void attention_seq(const float* q, int64_t nq, const float* k, const float* v, int64_t nk,
-                   const AttentionShape& shape, bool bf16, float* out);
+                   const AttentionShape& shape, bool bf16, float* out, const AttentionMask& mask = {});
 // Same in double precision, no bf16 rounding (the ground truth).
 void attention_seq_reference(const float* q, int64_t nq, const float* k, const float* v, int64_t nk,
-                             const AttentionShape& shape, float* out);
+                             const AttentionShape& shape, float* out, const AttentionMask& mask = {});
 
 // gate[i] = silu(gate[i]) * up[i] for i < n (SwiGLU), rounding each step when bf16.
 void silu_mul(float* gate, const float* up, int64_t n, bool bf16);

@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "unmask/quant.h"
+
 namespace unmask {
 
 size_t dtype_size(DType t) {
@@ -12,8 +14,22 @@ size_t dtype_size(DType t) {
     case DType::I64: return 8;
     case DType::I32: return 4;
     case DType::U8: return 1;
+    case DType::Q8_0: return sizeof(quant::BlockQ8_0);
+    case DType::Q4_0: return sizeof(quant::BlockQ4_0);
+    case DType::Q4_K: return sizeof(quant::BlockQ4_K);
+    case DType::Q6_K: return sizeof(quant::BlockQ6_K);
   }
   return 0;
+}
+
+int64_t dtype_block_elems(DType t) {
+  switch (t) {
+    case DType::Q8_0:
+    case DType::Q4_0: return 32;
+    case DType::Q4_K:
+    case DType::Q6_K: return 256;
+    default: return 1;
+  }
 }
 
 std::string_view dtype_name(DType t) {
@@ -24,6 +40,10 @@ std::string_view dtype_name(DType t) {
     case DType::I64: return "I64";
     case DType::I32: return "I32";
     case DType::U8: return "U8";
+    case DType::Q8_0: return "Q8_0";
+    case DType::Q4_0: return "Q4_0";
+    case DType::Q4_K: return "Q4_K";
+    case DType::Q6_K: return "Q6_K";
   }
   return "?";
 }
@@ -73,6 +93,16 @@ float load_as_f32(const TensorView& t, int64_t i) {
     case DType::F32: return t.f32()[i];
     case DType::BF16: return bf16_to_f32(t.u16()[i]);
     case DType::F16: return f16_to_f32(t.u16()[i]);
+    case DType::Q8_0:
+    case DType::Q4_0:
+    case DType::Q4_K:
+    case DType::Q6_K: {
+      const int64_t block = dtype_block_elems(t.dtype);
+      float values[256];
+      quant::dequantize_row(t.dtype, static_cast<const uint8_t*>(t.data) + size_t(i / block) * dtype_size(t.dtype),
+                            values, block);
+      return values[i % block];
+    }
     default: return NAN;
   }
 }

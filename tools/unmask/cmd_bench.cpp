@@ -6,9 +6,13 @@
 // A forward over n query tokens is one sequence of n rows (full bidirectional
 // attention), positions 0..n-1, and computes logits for the last `--logit-rows` rows
 // (default: all n, the cost of a step that queries every slot).
+//
+// With --prompt-len / --gen-length / --block-length / --cache / --threshold / --batch /
+// --max-steps / --prompt it times whole generations instead (bench_decode.cpp).
 #include <omp.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -20,12 +24,15 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bench_decode.h"
 #include "commands.h"
 #include "models/random_model.h"
 #include "ops/cpu/matmul.h"
 #include "ops/cpu/peak.h"
+#include "ops/cpu/qmatmul.h"
 #include "unmask/error.h"
 #include "unmask/model.h"
+#include "unmask/quant.h"
 
 namespace unmask::cli {
 
@@ -34,7 +41,8 @@ namespace {
 struct BenchArgs {
   std::string random_spec, model_dir, weights, dtype, tokens = "64,256", gemm;
   int threads = 0, repeat = 3, logit_rows = 0;
-  bool json = false, gemm_mode = false;
+  bool json = false, gemm_mode = false, decode_mode = false;
+  DecodeBenchArgs decode;
 };
 
 using Clock = std::chrono::steady_clock;
@@ -79,7 +87,18 @@ std::vector<std::pair<int64_t, int64_t>> parse_shapes(const std::string& list) {
 DType parse_dtype(const std::string& s) {
   if (s == "f32") return DType::F32;
   if (s == "bf16") return DType::BF16;
-  throw Error("--dtype must be f32 or bf16, got '" + s + "'");
+  // GGUF weight types (--gemm only; a .gguf model brings its own): ops/cpu/qmatmul.h.
+  static const std::pair<const char*, DType> kGguf[] = {
+      {"f16", DType::F16}, {"q8_0", DType::Q8_0}, {"q4_0", DType::Q4_0}, {"q4_k", DType::Q4_K}, {"q6_k", DType::Q6_K}};
+  for (const auto& [name, t] : kGguf)
+    if (s == name) return t;
+  throw Error("--dtype must be f32, bf16, f16, q8_0, q4_0, q4_k or q6_k, got '" + s + "'");
+}
+
+std::string dtype_label(DType t) {
+  std::string s(dtype_name(t));
+  for (char& ch : s) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+  return s;
 }
 
 double process_cpu_seconds() {
@@ -125,6 +144,8 @@ struct PeakRef {
 PeakRef peak_for(const ops::PeakFigures& p, DType dtype) {
   if (dtype == DType::BF16 && ops::best_isa() == ops::Isa::kAvx512 && p.bf16_dot_gflops > 0)
     return {p.bf16_dot_gflops, "vdpbf16ps"};
+  if (dtype == DType::Q8_0 && ops::q8_0_int8_available() && p.int8_dot_gops > 0)
+    return {p.int8_dot_gops, "vpdpbusd"};
   return {p.fma_f32_gflops, "fma_f32"};
 }
 
@@ -150,7 +171,7 @@ void emit(const Row& r, const BenchArgs& a, DType dtype, const ops::PeakFigures&
     nlohmann::json j = {{"what", r.what},
                         {"query_tokens", r.tokens},
                         {"threads", peaks.threads},
-                        {"dtype", dtype == DType::BF16 ? "bf16" : "f32"},
+                        {"dtype", dtype_label(dtype)},
                         {"isa", ops::isa_name(ops::best_isa())},
                         {"repeat", a.repeat},
                         {"ms_per_forward", r.ms_median},
@@ -179,7 +200,7 @@ void emit(const Row& r, const BenchArgs& a, DType dtype, const ops::PeakFigures&
   const std::string logits = r.what == "forward" ? std::to_string(r.logit_rows) : "-";
   std::printf("%-18s %6lld %6s %4d %5s %10.2f %9.1f %9.2f %9.1f %6.1f%% %6.1f%% %7.1f %5.0f\n", r.what.c_str(),
               static_cast<long long>(r.tokens), logits.c_str(), peaks.threads,
-              dtype == DType::BF16 ? "bf16" : "f32", r.ms_median, double(r.tokens) / s, r.gflop, rate,
+              dtype_label(dtype).c_str(), r.ms_median, double(r.tokens) / s, r.gflop, rate,
               100.0 * rate / ref.gflops, 100.0 * rate_cpu / ref.gflops, r.weight_bytes / s * 1e-9,
               100.0 * r.cpu_ms_median / (r.ms_median * peaks.threads));
   std::fflush(stdout);
@@ -207,14 +228,22 @@ void run_gemm(const BenchArgs& a, const std::vector<int64_t>& counts, const ops:
   bool header = false;
   for (const auto& [out, k] : parse_shapes(shapes_text)) {
     // Random weights, offset by 2 bytes like an unaligned tensor in a safetensors file.
-    std::vector<uint8_t> bytes(size_t(out * k) * dtype_size(dtype) + 2);
-    for (int64_t i = 0; i < out * k; ++i) {
-      const float v = normal(rng) / std::sqrt(float(k));
-      if (dtype == DType::BF16) {
-        const uint16_t h = f32_to_bf16(v);
-        std::memcpy(bytes.data() + 2 + size_t(i) * 2, &h, 2);
-      } else {
-        std::memcpy(bytes.data() + 2 + size_t(i) * 4, &v, 4);
+    std::vector<uint8_t> bytes(dtype_row_bytes(dtype, out * k) + 2);
+    if (dtype != DType::F32 && dtype != DType::BF16) {  // GGUF types: quantized row by row
+      std::vector<float> row(static_cast<size_t>(k));
+      for (int64_t r = 0; r < out; ++r) {
+        for (float& v : row) v = normal(rng) / std::sqrt(float(k));
+        quant::quantize_row(dtype, row.data(), bytes.data() + 2 + size_t(r) * dtype_row_bytes(dtype, k), k);
+      }
+    } else {
+      for (int64_t i = 0; i < out * k; ++i) {
+        const float v = normal(rng) / std::sqrt(float(k));
+        if (dtype == DType::BF16) {
+          const uint16_t h = f32_to_bf16(v);
+          std::memcpy(bytes.data() + 2 + size_t(i) * 2, &h, 2);
+        } else {
+          std::memcpy(bytes.data() + 2 + size_t(i) * 4, &v, 4);
+        }
       }
     }
     TensorView w;
@@ -288,6 +317,14 @@ void run_bench(const BenchArgs& a) {
     throw Error("bench: give exactly one of --random SPEC, -m DIR or --gemm");
   check(a.repeat > 0, "--repeat must be positive");
   if (a.threads > 0) omp_set_num_threads(a.threads);
+  if (a.decode_mode) {
+    check(!a.gemm_mode, "bench: --gemm times matmuls; the decoding flags need --random SPEC or -m DIR");
+    const std::unique_ptr<Model> model = build_model(a);
+    DecodeBenchArgs d = a.decode;
+    d.json = a.json;
+    run_decode_bench(d, *model, a.random_spec.empty() ? a.model_dir : "");
+    return;
+  }
   const std::vector<int64_t> counts = parse_counts(a.tokens, "--tokens");
   if (!a.dtype.empty()) parse_dtype(a.dtype);  // reject a bad value before the slow parts
   const std::unique_ptr<Model> model = a.gemm_mode ? nullptr : build_model(a);
@@ -317,12 +354,26 @@ void register_bench(CLI::App& app) {
                    ->expected(0, 1);
   cmd->add_option("--tokens", a->tokens, "Query-token (row) counts, comma-separated")->capture_default_str();
   cmd->add_option("--threads", a->threads, "Worker threads (default: OpenMP's)");
-  cmd->add_option("--dtype", a->dtype, "Weight dtype f32|bf16 (random model / gemm; must match -m weights)");
+  cmd->add_option("--dtype", a->dtype, "Weight dtype f32|bf16, or f16|q8_0|q4_0|q4_k|q6_k (random model / gemm; must match -m weights)");
   cmd->add_option("--repeat", a->repeat, "Timed runs per configuration, after one warm-up")->capture_default_str();
   cmd->add_option("--logit-rows", a->logit_rows, "Rows that get logits (the last N; default all)");
   cmd->add_flag("--json", a->json, "One JSON object per configuration instead of a table");
-  cmd->callback([a, gemm] {
+  const std::vector<CLI::Option*> decode_flags = {
+      cmd->add_option("--prompt-len", a->decode.prompt_len, "Decoding bench: random prompt tokens per canvas (512)"),
+      cmd->add_option("--gen-length", a->decode.gen_length, "Decoding bench: generated slots per canvas (256)"),
+      cmd->add_option("--block-length", a->decode.block_length, "Decoding bench: block length (32)"),
+      cmd->add_option("--cache", a->decode.caches, "Decoding bench: cache policies, e.g. none,prefix,dual,window"),
+      cmd->add_option("--threshold", a->decode.threshold,
+                      "Decoding bench: threshold commit rule (default: one token per step)"),
+      cmd->add_option("--refresh-window", a->decode.refresh_window, "Decoding bench: window policy's W (16)"),
+      cmd->add_option("--batch", a->decode.batches, "Decoding bench: canvases decoded together, e.g. 1,2,4,8"),
+      cmd->add_option("--max-steps", a->decode.max_steps,
+                      "Decoding bench: stop each configuration after N steps (extrapolates one-token-per-step runs)"),
+      cmd->add_option("--prompt", a->decode.prompt,
+                      "Decoding bench with -m: decode this text; outputs are compared with the no-cache run")};
+  cmd->callback([a, gemm, decode_flags] {
     a->gemm_mode = gemm->count() > 0;
+    for (const CLI::Option* o : decode_flags) a->decode_mode = a->decode_mode || o->count() > 0;
     run_bench(*a);
   });
 }

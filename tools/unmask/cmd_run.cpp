@@ -21,6 +21,8 @@
 
 #include "canvas_view.h"
 #include "commands.h"
+#include "default_model.h"
+#include "models/gguf_model.h"
 #include "token_args.h"
 #include "unmask/chat_template.h"
 #include "unmask/decode.h"
@@ -148,9 +150,10 @@ BlockDecoderOptions fast_options(const RunArgs& a, const Model& model, int lengt
   o.threshold = a.threshold.value_or(0.9);
   o.factor = a.factor.value_or(1.0);
   o.refresh_window = a.refresh_window.value_or(o.refresh_window);
-  const bool dream = c.family == "dream";
-  o.temperature = a.temperature.value_or(dream && model.generation.has_temperature ? model.generation.temperature : 0.0);
-  o.top_p = a.top_p.value_or(dream && model.generation.has_top_p ? model.generation.top_p : 1.0);
+  // generation_config.json's sampling defaults, for any family that sets them (LLaDA's
+  // own files set none; the shipped default model does, see docs/default-model.md).
+  o.temperature = a.temperature.value_or(model.generation.has_temperature ? model.generation.temperature : 0.0);
+  o.top_p = a.top_p.value_or(model.generation.has_top_p ? model.generation.top_p : 1.0);
   o.top_k = a.top_k.value_or(0);
   o.seed = a.seed;
   o.mask_id = c.special.mask;
@@ -182,9 +185,13 @@ void run_generate(const RunArgs& a) {
   if (int(a.prompt.empty()) + int(a.ids.empty()) + int(!infill) != 2)
     throw Error("give exactly one of -p/--prompt TEXT, --ids 1,2,3 or --infill TEMPLATE");
   std::optional<Tokenizer> tokenizer;
-  if (std::filesystem::exists(a.model_dir + "/tokenizer.json")) tokenizer = Tokenizer::from_dir(a.model_dir);
+  if (model->gguf) tokenizer = load_gguf_tokenizer(a.model_dir);  // a .gguf embeds its tokenizer
+  else if (std::filesystem::exists(a.model_dir + "/tokenizer.json")) tokenizer = Tokenizer::from_dir(a.model_dir);
   if (c.special.mask < 0) throw Error(a.model_dir + ": the model declares no mask token (config mask_token_id)");
   if (infill && !tokenizer) throw Error(a.model_dir + ": no tokenizer.json, so --infill is unavailable");
+  if (infill && c.attention_block > 0)
+    throw Error("--infill: " + c.family + " attends block-causally (blocks of " + std::to_string(c.attention_block) +
+                "), so a hole cannot see the text after it; infilling needs a bidirectional model");
   const std::vector<int32_t> prompt =
       infill ? infill_canvas(a.infill, *tokenizer, c.special.mask) : prompt_ids(a, c, tokenizer ? &*tokenizer : nullptr);
   if (prompt.empty()) throw Error("the prompt encodes to no tokens");
@@ -268,7 +275,8 @@ void run_generate(const RunArgs& a) {
 void register_run(CLI::App& app) {
   auto a = std::make_shared<RunArgs>();
   auto* cmd = app.add_subcommand("run", "Generate text with a diffusion LM, showing the canvas as it unmasks");
-  cmd->add_option("-m,--model", a->model_dir, "Model folder")->required();
+  cmd->add_option("-m,--model", a->model_dir, "Model folder (default: the shipped models/" +
+                                                 std::string(kDefaultModelName) + ", found next to the binary)");
   cmd->add_option("--weights", a->weights, "Weights file inside the folder");
   cmd->add_option("-p,--prompt", a->prompt, "Prompt text");
   cmd->add_option("--ids", a->ids, "Prompt as token ids, comma-separated");
@@ -298,7 +306,10 @@ void register_run(CLI::App& app) {
   cmd->add_option("--system", a->system, "System message for the chat template");
   cmd->add_flag("--raw", a->raw, "Encode the prompt as is, without the chat template");
   cmd->add_flag("--print-ids", a->print_ids, "Print the generated token ids instead of text");
-  cmd->callback([a] { run_generate(*a); });
+  cmd->callback([a] {
+    if (a->model_dir.empty()) a->model_dir = default_model_dir();
+    run_generate(*a);
+  });
 }
 
 }  // namespace unmask::cli

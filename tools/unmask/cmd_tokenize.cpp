@@ -14,8 +14,10 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "models/gguf_model.h"
 #include "unmask/chat_template.h"
 #include "unmask/error.h"
+#include "unmask/gguf.h"
 #include "unmask/tokenizer.h"
 
 namespace unmask::cli {
@@ -46,6 +48,7 @@ struct DetokenizeArgs {
 
 // A model folder, a tokenizer fixture folder, or a tokenizer.json file.
 Tokenizer load_tokenizer(const std::string& path) {
+  if (is_gguf_file(path)) return load_gguf_tokenizer(path);  // a .gguf model's embedded tokenizer
   if (fs::is_regular_file(path)) {
     const fs::path cfg = fs::path(path).parent_path() / "tokenizer_config.json";
     return Tokenizer::from_files(path, fs::exists(cfg) ? cfg.string() : std::string());

@@ -14,6 +14,11 @@ void register_inspect(CLI::App& app);
 void register_conform(CLI::App& app);
 void register_bench(CLI::App& app);
 void register_tokenize(CLI::App& app);
+void register_train_tokenizer(CLI::App& app);
+void register_eval(CLI::App& app);
+void register_train(CLI::App& app);
+void register_serve(CLI::App& app);
+void register_quantize(CLI::App& app);
 
 // Set by a subcommand whose outcome is not plain success (e.g. conform failures).
 int& exit_code();

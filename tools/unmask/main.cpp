@@ -21,6 +21,11 @@ int main(int argc, char** argv) {
   unmask::cli::register_conform(app);
   unmask::cli::register_bench(app);
   unmask::cli::register_tokenize(app);
+  unmask::cli::register_train_tokenizer(app);
+  unmask::cli::register_eval(app);
+  unmask::cli::register_train(app);
+  unmask::cli::register_serve(app);
+  unmask::cli::register_quantize(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -9,7 +9,9 @@
 #include <string>
 #include <vector>
 
+#include "ops/cpu/qmatmul.h"
 #include "unmask/error.h"
+#include "unmask/quant.h"
 
 namespace unmask::ops {
 
@@ -27,8 +29,10 @@ bool cpu_has(const char* feature_set) {
 
 void check_args(const float* x, int64_t n, const TensorView& w, float* y) {
   check(w.ndim == 2, "matmul: weight must be 2-D, got " + shape_string(w));
-  check(w.dtype == DType::F32 || w.dtype == DType::BF16,
-        "matmul: weight dtype must be F32 or BF16, got " + std::string(dtype_name(w.dtype)));
+  check(w.dtype == DType::F32 || w.dtype == DType::BF16 || w.dtype == DType::F16 || dtype_is_quantized(w.dtype),
+        "matmul: weight dtype must be F32, BF16, F16 or a block type, got " + std::string(dtype_name(w.dtype)));
+  check(w.ndim != 2 || w.dim(1) % dtype_block_elems(w.dtype) == 0,
+        "matmul: " + std::string(dtype_name(w.dtype)) + " rows of " + std::to_string(w.dim(1)) + " are not whole blocks");
   check(n >= 0, "matmul: negative row count");
   check(n == 0 || (x != nullptr && y != nullptr && w.data != nullptr), "matmul: null buffer");
 }
@@ -72,6 +76,10 @@ const char* isa_name(Isa isa) {
 
 void matmul_with_isa(Isa isa, const float* x, int64_t n, const TensorView& w, const float* bias, float* y) {
   check_args(x, n, w, y);
+  if (w.dtype == DType::F16 || dtype_is_quantized(w.dtype)) {  // GGUF weights: ops/cpu/qmatmul.cpp
+    if (n > 0 && w.dim(0) > 0) qmatmul(isa, x, n, w, bias, y);
+    return;
+  }
   matmul_detail::Problem p;
   p.x = x;
   p.w = w.data;
@@ -103,12 +111,14 @@ void matmul_reference(const float* x, int64_t n, const TensorView& w, const floa
   check_args(x, n, w, y);
   const int64_t out = w.dim(0), k = w.dim(1);
   const bool bf16 = w.dtype == DType::BF16;
-  for (int64_t r = 0; r < n; ++r) {
-    for (int64_t c = 0; c < out; ++c) {
+  std::vector<float> wrow(static_cast<size_t>(k));
+  for (int64_t c = 0; c < out; ++c) {
+    quant::dequantize_row(w.dtype, w.row_bytes(c), wrow.data(), k);  // exact for every dtype
+    for (int64_t r = 0; r < n; ++r) {
       double acc = 0;
       for (int64_t i = 0; i < k; ++i) {
         const float xv = bf16 ? round_to_bf16(x[r * k + i]) : x[r * k + i];
-        acc += double(xv) * double(load_as_f32(w, c * k + i));
+        acc += double(xv) * double(wrow[size_t(i)]);
       }
       if (bias) acc += double(bias[c]);
       y[r * out + c] = float(acc);

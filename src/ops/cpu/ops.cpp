@@ -7,6 +7,7 @@
 
 #include "ops/cpu/matmul.h"
 #include "ops/ops.h"
+#include "unmask/quant.h"
 
 namespace unmask::ops {
 
@@ -118,7 +119,7 @@ void softmax_rows(float* s, int64_t rows, int64_t cols, float scale) {
 }  // namespace
 
 void attention_seq(const float* q, int64_t nq, const float* k, const float* v, int64_t nk,
-                   const AttentionShape& shape, bool bf16, float* out) {
+                   const AttentionShape& shape, bool bf16, float* out, const AttentionMask& mask) {
   if (nq <= 0 || nk <= 0) return;
   const int hd = shape.head_dim;
   const int group = shape.heads / shape.kv_heads;
@@ -136,6 +137,10 @@ void attention_seq(const float* q, int64_t nq, const float* k, const float* v, i
     for (int h = g * group; h < (g + 1) * group; ++h) {
       for (int64_t r = 0; r < nq; ++r) std::copy_n(q + r * q_stride + int64_t(h) * hd, hd, qh.data() + r * hd);
       matmul(qh.data(), nq, f32_matrix(kh.data(), nk, hd), nullptr, scores.data());  // [nq, nk]
+      if (mask.block > 0)
+        for (int64_t r = 0; r < nq; ++r)
+          for (int64_t j = 0; j < nk; ++j)
+            if (!mask.visible(r, j)) scores[size_t(r * nk + j)] = -INFINITY;  // exp -> exactly 0
       softmax_rows(scores.data(), nq, nk, scale);
       matmul(scores.data(), nq, f32_matrix(vt.data(), hd, nk), nullptr, oh.data());  // [nq, hd]
       for (int64_t r = 0; r < nq; ++r) {
@@ -148,7 +153,7 @@ void attention_seq(const float* q, int64_t nq, const float* k, const float* v, i
 }
 
 void attention_seq_reference(const float* q, int64_t nq, const float* k, const float* v, int64_t nk,
-                             const AttentionShape& shape, float* out) {
+                             const AttentionShape& shape, float* out, const AttentionMask& mask) {
   const int hd = shape.head_dim;
   const int group = shape.heads / shape.kv_heads;
   const int64_t q_stride = int64_t(shape.heads) * hd, kv_stride = int64_t(shape.kv_heads) * hd;
@@ -159,6 +164,10 @@ void attention_seq_reference(const float* q, int64_t nq, const float* k, const f
       const int g = h / group;
       double mx = -INFINITY;
       for (int64_t j = 0; j < nk; ++j) {
+        if (!mask.visible(i, j)) {
+          p[size_t(j)] = -INFINITY;
+          continue;
+        }
         double dot = 0;
         for (int d = 0; d < hd; ++d) dot += double(qi[d]) * k[j * kv_stride + int64_t(g) * hd + d];
         p[size_t(j)] = dot / std::sqrt(double(hd));
@@ -211,6 +220,10 @@ void add_inplace(float* x, const float* y, int64_t n, bool bf16) {
 
 void embedding_lookup(const TensorView& table, const int32_t* ids, int64_t n, float* out) {
   const int64_t d = table.dim(1);
+  if (dtype_is_quantized(table.dtype)) {  // GGUF tables: dequantize whole rows of blocks
+    for (int64_t r = 0; r < n; ++r) quant::dequantize_row(table.dtype, table.row_bytes(ids[r]), out + r * d, d);
+    return;
+  }
   for (int64_t r = 0; r < n; ++r) {
     const int64_t base = int64_t(ids[r]) * d;
     for (int64_t j = 0; j < d; ++j) out[r * d + j] = load_as_f32(table, base + j);

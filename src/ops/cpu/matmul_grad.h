@@ -1,0 +1,37 @@
+// ops/cpu/matmul_grad.h — the two transposed products the backward pass of
+//   y[n, out] = x[n, k] · W[out, k]^T
+// needs:
+//   dx[n, k]   (+)= dy[n, out] · W[out, k]        (gradient of the input)
+//   dw[out, k] (+)= dy[n, out]^T · x[n, k]        (gradient of the weight)
+//
+// Both reuse the forward kernel (ops::matmul, SIMD, OpenMP) on transposed copies:
+// dx = matmul(dy, W^T as a [k, out] weight) and dw = matmul(dy^T [out, n], x^T as a
+// [k, n] weight). The transposes cost O(n·k + n·out + out·k) memory traffic against
+// the product's O(n·k·out) FLOPs, so they are a few percent for the shapes trained here.
+// With a BF16 weight (dx) or compute = BF16 (dw), the operands are rounded to bf16 and
+// products accumulate in f32, exactly as the forward kernel's BF16 path does.
+// Buffers are the caller's; scratch (the transposed copies) is allocated per call.
+#pragma once
+#include <cstdint>
+
+#include "unmask/tensor.h"
+
+namespace unmask::ops {
+
+// dx[n, k] = dy[n, out] · w[out, k]; added to dx when `accumulate`. w: F32 or BF16.
+void matmul_dx(const float* dy, int64_t n, const TensorView& w, float* dx, bool accumulate);
+// dw[out, k] = dy[n, out]^T · x[n, k]; added to dw when `accumulate`. compute: F32 or BF16.
+void matmul_dw(const float* dy, const float* x, int64_t n, int64_t out, int64_t k, DType compute, float* dw,
+               bool accumulate);
+
+// A 2-D [rows, cols] view of a dense row-major buffer (borrowed), for passing
+// activations and scratch panels to the matmuls as their weight operand.
+TensorView matrix_view(const void* data, DType dtype, int64_t rows, int64_t cols);
+
+// Ground truth for both: plain loops, products (of bf16-rounded operands when BF16)
+// summed in double, then rounded to f32 (and added when accumulate). Single-threaded.
+void matmul_dx_reference(const float* dy, int64_t n, const TensorView& w, float* dx, bool accumulate);
+void matmul_dw_reference(const float* dy, const float* x, int64_t n, int64_t out, int64_t k, DType compute,
+                         float* dw, bool accumulate);
+
+}  // namespace unmask::ops

@@ -1,0 +1,112 @@
+// Panel-dequantizing matmul for F16 / block-quantized weights (contract in qmatmul.h).
+#include "ops/cpu/qmatmul.h"
+
+#include <immintrin.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "unmask/quant.h"
+
+namespace unmask::ops {
+
+namespace {
+
+// One thread per ~4 MFLOP as the f32 dispatcher does, never more than work units, and
+// one inside an active parallel region.
+int threads_for(int64_t n, int64_t k, int64_t out, int64_t units) {
+  if (omp_in_parallel()) return 1;
+  const double flops = 2.0 * double(n) * double(k) * double(out);
+  return int(std::max<int64_t>(1, std::min<int64_t>({omp_get_max_threads(), units, int64_t(flops / 4e6) + 1})));
+}
+
+}  // namespace
+
+namespace qmatmul_detail {
+
+void quantize_rows_q8(const float* x, int64_t n, int64_t k, Q8Rows* out) {
+  const int64_t nb = k / 32;
+  out->n = n;
+  out->k = k;
+  out->q.resize(size_t(n * k));
+  out->scale.resize(size_t(n * nb));
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t b = 0; b < nb; ++b) {
+      const float* v = x + r * k + 32 * b;
+      float amax = 0;
+      for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(v[i]));
+      const float d = amax / 127, inv = d > 0 ? 1 / d : 0;
+      out->scale[size_t(r * nb + b)] = d;
+      for (int i = 0; i < 32; ++i)
+        // cvtss2si rounds half to even (the default MXCSR mode) without a libm call.
+        out->q[size_t(r * k + 32 * b + i)] = uint8_t(_mm_cvtss_si32(_mm_set_ss(v[i] * inv)) + 128);
+    }
+}
+
+void q8_0_matmul_reference(const Q8Rows& x, const uint8_t* w, int64_t out, const float* bias, float* y) {
+  const int64_t nb = x.k / 32;
+  for (int64_t c = 0; c < out; ++c)
+    for (int64_t r = 0; r < x.n; ++r) {
+      double acc = bias ? bias[c] : 0.0;
+      for (int64_t b = 0; b < nb; ++b) {
+        quant::BlockQ8_0 blk;
+        std::memcpy(&blk, w + size_t(c * nb + b) * sizeof blk, sizeof blk);
+        int32_t isum = 0;
+        for (int i = 0; i < 32; ++i) isum += (int32_t(x.q[size_t(r * x.k + 32 * b + i)]) - 128) * blk.qs[i];
+        acc += double(x.scale[size_t(r * nb + b)]) * double(f16_to_f32(blk.d)) * double(isum);
+      }
+      y[r * out + c] = float(acc);
+    }
+}
+
+}  // namespace qmatmul_detail
+
+bool q8_0_int8_available() {
+  static const bool ok = isa_available(Isa::kAvx512) && __builtin_cpu_supports("avx512vnni");
+  return ok;
+}
+
+void qmatmul(Isa isa, const float* x, int64_t n, const TensorView& w, const float* bias, float* y) {
+  const int64_t out = w.dim(0), k = w.dim(1);
+  if (w.dtype == DType::Q8_0 && isa == Isa::kAvx512 && q8_0_int8_available()) {
+    qmatmul_detail::Q8Rows xq;
+    qmatmul_detail::quantize_rows_q8(x, n, k, &xq);
+    qmatmul_detail::q8_0_matmul_avx512(xq, static_cast<const uint8_t*>(w.data), out, bias, y,
+                                       threads_for(n, k, out, (out + 63) / 64));  // units of 64 W rows
+    return;
+  }
+  // Panel rows: ~1 MiB of f32 weights (fits L2 next to the x tile the f32 kernel streams),
+  // at least 16 rows so the kernel's column blocking has work.
+  const int64_t panel = std::clamp<int64_t>((int64_t(1) << 20) / (4 * std::max<int64_t>(k, 1)), 16, 512);
+  const int64_t n_panels = (out + panel - 1) / panel;
+  const int threads = threads_for(n, k, out, n_panels);
+#pragma omp parallel num_threads(threads)
+  {
+    std::vector<float> wpanel, ypanel;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t p = 0; p < n_panels; ++p) {
+      const int64_t c0 = p * panel, rows = std::min(panel, out - c0);
+      wpanel.resize(size_t(rows * k));
+      ypanel.resize(size_t(n * rows));
+      for (int64_t r = 0; r < rows; ++r) {
+        if (w.dtype == DType::F16 && isa == Isa::kAvx512)
+          qmatmul_detail::f16_row_avx512(w.row_bytes(c0 + r), wpanel.data() + r * k, k);
+        else
+          quant::dequantize_row(w.dtype, w.row_bytes(c0 + r), wpanel.data() + r * k, k);
+      }
+      TensorView pv;
+      pv.data = wpanel.data();
+      pv.dtype = DType::F32;
+      pv.ndim = 2;
+      pv.shape = {rows, k, 0, 0};
+      // Inside the parallel region the f32 kernel runs single-threaded.
+      matmul_with_isa(isa, x, n, pv, bias ? bias + c0 : nullptr, ypanel.data());
+      for (int64_t i = 0; i < n; ++i) std::copy_n(ypanel.data() + i * rows, rows, y + i * out + c0);
+    }
+  }
+}
+
+}  // namespace unmask::ops
