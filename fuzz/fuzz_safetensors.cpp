@@ -1,5 +1,5 @@
 // libFuzzer target: arbitrary bytes -> unmask::parse_safetensors.
-// fuzz-sources: src/io/safetensors.cpp src/tensor/tensor.cpp
+// fuzz-sources: src/io/safetensors.cpp src/tensor/tensor.cpp src/quant/quant.cpp
 //
 // The parser may reject any input, but only with unmask::Error (anything else
 // escapes and libFuzzer reports it), and what it accepts must keep the promises
