@@ -77,7 +77,12 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(AttentionCase{3, 3, 5, {0, 7}},                   // group 1, one sequence
                       AttentionCase{4, 2, 6, {0, 1, 14, 31}},           // group 2, three sequences incl. length 1
                       AttentionCase{8, 2, 16, {0, 9, 9, 22}},           // group 4, an empty sequence in between
-                      AttentionCase{4, 1, 7, {0, 5, 10, 11, 24}}));     // group 4 (MQA), four sequences
+                      AttentionCase{4, 1, 7, {0, 5, 10, 11, 24}}),      // group 4 (MQA), four sequences
+    [](const ::testing::TestParamInfo<AttentionCase>& case_info) {  // e.g. h8_kv2_d16_seq3
+      const AttentionCase& c = case_info.param;
+      return "h" + std::to_string(c.heads) + "_kv" + std::to_string(c.kv_heads) + "_d" + std::to_string(c.head_dim) +
+             "_seq" + std::to_string(c.seq_offsets.size() - 1);
+    });
 
 TEST(Attention, QueryHeadReadsItsGroupsKvHead) {
   // 4 query heads, 2 kv heads: heads 0-1 read kv head 0, heads 2-3 kv head 1. With v
