@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "test_decode_util.h"
+#include "test_util.h"
 #include "unmask/decode.h"
 #include "unmask/error.h"
 #include "unmask/model.h"
@@ -246,26 +247,13 @@ std::vector<int32_t> test_canvas(const Model& m, int L) {
   return c;
 }
 
-// Raw logits of every row of a full forward [L, vocab].
-std::vector<float> raw_rows(const Model& m, const std::vector<int32_t>& ids) {
-  ForwardBatch b;
-  b.tokens = ids;
-  for (int32_t i = 0; i < int32_t(ids.size()); ++i) {
-    b.positions.push_back(i);
-    b.logit_rows.push_back(i);
-  }
-  ForwardOutput out;
-  forward(m, b, &out);
-  return out.logits;
-}
-
 class ScoreCached : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(ScoreCached, WindowRowsFollowTheWindowShift) {
   auto m = tiny(GetParam());
   const int V = m->config.vocab, L = 30, bs = 16, be = 24;
   const std::vector<int32_t> x = test_canvas(*m, L);
-  const std::vector<float> raw = raw_rows(*m, x);
+  const std::vector<float> raw = test::full_forward_logits(*m, x);
   const LogitSource src = model_logit_source(*m);
   std::vector<float> out;
   CachedQuery fill{0, L, {}, true, {}};

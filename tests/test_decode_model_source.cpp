@@ -1,25 +1,13 @@
 // model_logit_source against direct forward calls on the tiny fixture models.
 #include <gtest/gtest.h>
 
+#include "test_util.h"
 #include "unmask/decode.h"
 #include "unmask/model.h"
 #include "unmask/npy.h"
 
 namespace unmask {
 namespace {
-
-// Full-sequence forward: raw logits of every row [L, vocab].
-std::vector<float> all_rows(const Model& m, const std::vector<int32_t>& ids) {
-  ForwardBatch b;
-  b.tokens = ids;
-  for (int32_t i = 0; i < int32_t(ids.size()); ++i) {
-    b.positions.push_back(i);
-    b.logit_rows.push_back(i);
-  }
-  ForwardOutput out;
-  forward(m, b, &out);
-  return out.logits;
-}
 
 void check_source(const std::string& fam, int shift) {
   auto m = load_model(std::string(UNMASK_TEST_DATA) + "/" + fam);
@@ -29,7 +17,7 @@ void check_source(const std::string& fam, int shift) {
   const std::vector<int32_t> a(ids64.begin(), ids64.end());
   std::vector<int32_t> b = a;
   b[0] = b[2];  // a second, different canvas of the same length
-  const std::vector<float> ra = all_rows(*m, a), rb = all_rows(*m, b);
+  const std::vector<float> ra = test::full_forward_logits(*m, a), rb = test::full_forward_logits(*m, b);
   const LogitSource src = model_logit_source(*m);
   EXPECT_EQ(src.vocab, V);
   const std::vector<int32_t> slots{0, 1, 7, 15};

@@ -18,18 +18,6 @@ namespace {
 using test::TempDir;
 using test::throws_error;
 
-std::vector<float> logits(const Model& m, const std::vector<int32_t>& ids) {
-  ForwardBatch b;
-  b.tokens = ids;
-  for (int32_t i = 0; i < int32_t(ids.size()); ++i) {
-    b.positions.push_back(i);
-    b.logit_rows.push_back(i);
-  }
-  ForwardOutput out;
-  forward(m, b, &out);
-  return out.logits;
-}
-
 std::vector<int32_t> some_ids(const Model& m) {
   std::vector<int32_t> ids;
   for (int i = 0; i < 23; ++i) ids.push_back(int32_t((i * 37 + 11) % m.config.vocab));
@@ -74,7 +62,7 @@ std::string export_gguf(const std::string& dir, DType type, const TempDir& tmp) 
 // Worst |a - b| over the logits must be <= tol + rel_tol * max |a|.
 void expect_same_logits(const Model& a, const Model& b, float tol, const std::string& what, float rel_tol = 0) {
   const std::vector<int32_t> ids = some_ids(a);
-  const std::vector<float> la = logits(a, ids), lb = logits(b, ids);
+  const std::vector<float> la = test::full_forward_logits(a, ids), lb = test::full_forward_logits(b, ids);
   ASSERT_EQ(la.size(), lb.size());
   float worst = 0, largest = 0;
   for (size_t i = 0; i < la.size(); ++i) {

@@ -15,6 +15,8 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+
+#include "unmask/model.h"
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -208,5 +210,18 @@ inline CommandResult run_command(const std::vector<std::string>& args, const Tem
 
 inline std::string cli_path() { return UNMASK_CLI_PATH; }
 inline bool cli_built() { return std::filesystem::exists(cli_path()); }
+
+// Raw logits of every row of one full forward over `ids` at positions 0..n-1: [n, vocab].
+inline std::vector<float> full_forward_logits(const Model& m, const std::vector<int32_t>& ids) {
+  ForwardBatch b;
+  b.tokens = ids;
+  for (int32_t i = 0; i < int32_t(ids.size()); ++i) {
+    b.positions.push_back(i);
+    b.logit_rows.push_back(i);
+  }
+  ForwardOutput out;
+  forward(m, b, &out);
+  return out.logits;
+}
 
 }  // namespace unmask::test

@@ -52,12 +52,6 @@ std::vector<std::string> split_list(const std::string& list) {
   return out;
 }
 
-double cpu_seconds() {
-  timespec t{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-  return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
-}
-
 struct Outcome {
   std::vector<std::vector<int32_t>> canvases;  // per canvas, when complete
   bool complete = false;
@@ -85,7 +79,7 @@ Outcome run_config(const Model& model, const std::vector<std::vector<int32_t>>& 
   int full_rows = 0;
   for (const auto& p : prompts) full_rows += int(p.size()) + o.gen_length;
   const auto t0 = std::chrono::steady_clock::now();
-  const double c0 = cpu_seconds();
+  const double c0 = process_cpu_seconds();
   auto last_report = t0;
   int left = int(ptrs.size());
   while (left > 0 && (max_steps <= 0 || r.steps < max_steps)) {
@@ -106,7 +100,7 @@ Outcome run_config(const Model& model, const std::vector<std::vector<int32_t>>& 
     }
   }
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  r.cpu_seconds = cpu_seconds() - c0;
+  r.cpu_seconds = process_cpu_seconds() - c0;
   for (DecodeJob* j : ptrs)
     if (j->done && j->finish == FinishReason::kError) throw Error("bench: " + j->error);
   r.complete = left == 0;
@@ -258,6 +252,12 @@ void run_decode_bench(const DecodeBenchArgs& a, const Model& model, const std::s
   if (!a.json && a.max_steps > 0 && !a.threshold)
     std::printf("* stopped after %d steps: seconds and tok/s extrapolated to %d steps from the mean step time\n",
                 a.max_steps, a.gen_length);
+}
+
+double process_cpu_seconds() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
 }
 
 }  // namespace unmask::cli

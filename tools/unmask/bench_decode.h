@@ -23,4 +23,8 @@ struct DecodeBenchArgs {
 // for the tokenizer of --prompt.
 void run_decode_bench(const DecodeBenchArgs& args, const Model& model, const std::string& model_dir);
 
+// CPU seconds used by this process so far (all threads): compared with wall time it shows
+// how much of the machine a benchmark actually got.
+double process_cpu_seconds();
+
 }  // namespace unmask::cli

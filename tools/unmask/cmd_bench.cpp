@@ -101,12 +101,6 @@ std::string dtype_label(DType t) {
   return s;
 }
 
-double process_cpu_seconds() {
-  timespec t{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-  return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
-}
-
 // Wall and process CPU seconds (all threads) of each timed run: one warm-up, then
 // `repeat` timed calls. CPU time well below threads x wall means the threads were
 // descheduled (a busy machine), and the wall-clock figures understate the kernels.
