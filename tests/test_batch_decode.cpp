@@ -214,7 +214,11 @@ BlockDecoderOptions options_for(const Model& m, BlockCache cache) {
 }
 
 std::string cache_name(BlockCache c) {
-  return c == BlockCache::kNone ? "none" : c == BlockCache::kPrefix ? "prefix" : c == BlockCache::kDual ? "dual" : "window";
+  return c == BlockCache::kNone     ? "none"
+         : c == BlockCache::kPrefix ? "prefix"
+         : c == BlockCache::kDual   ? "dual"
+         : c == BlockCache::kWindow ? "window"
+                                    : "delayed";
 }
 
 TEST_P(BatchOnModel, BatchedJobsEqualEachJobAlone) {
@@ -224,7 +228,8 @@ TEST_P(BatchOnModel, BatchedJobsEqualEachJobAlone) {
                              text = fixture_prompt(GetParam(), "text");
   std::vector<int32_t> hole(text);
   hole.insert(hole.begin() + 5, 9, mask);
-  for (BlockCache cache : {BlockCache::kNone, BlockCache::kPrefix, BlockCache::kDual, BlockCache::kWindow}) {
+  for (BlockCache cache : {BlockCache::kNone, BlockCache::kPrefix, BlockCache::kDual, BlockCache::kWindow,
+                           BlockCache::kDelayed}) {
     std::vector<Request> reqs;
     // Greedy, dynamic length, joining at step 0.
     reqs.push_back({chat, options_for(*m, cache), false, 0});

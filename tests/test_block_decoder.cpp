@@ -6,6 +6,7 @@
 #include <cmath>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <random>
 
@@ -153,6 +154,31 @@ TEST(BlockCacheWindows, PerPolicy) {
   EXPECT_TRUE(c.cached_spans.empty());
 }
 
+TEST(BlockCacheWindows, DelayedAndPeriodicRefresh) {
+  const int L = 40;
+  // Block [8, 16) whose masks and last commits span [11, 14): W = 2 widens that range.
+  CachedQuery d = decode::delayed_step_query(11, 14, L, 2);
+  EXPECT_EQ(std::make_pair(d.query_begin, d.query_end), std::make_pair(9, 16));
+  EXPECT_EQ(d.cached_spans, (Spans{{0, 9}, {16, L}}));
+  EXPECT_TRUE(d.store_kv);
+  // W = 0 still recomputes the row before the range (a shifted family scores slot 11 from row 10).
+  CachedQuery z = decode::delayed_step_query(11, 14, L, 0);
+  EXPECT_EQ(std::make_pair(z.query_begin, z.query_end), std::make_pair(10, 14));
+  EXPECT_EQ(z.cached_spans, (Spans{{0, 10}, {14, L}}));
+  CachedQuery c = decode::delayed_step_query(1, 39, L, 3);  // clamped at both ends
+  EXPECT_EQ(std::make_pair(c.query_begin, c.query_end), std::make_pair(0, L));
+  EXPECT_TRUE(c.cached_spans.empty());
+  // Before delayed_step_query narrows it (the block's first call aside), kDelayed is kWindow.
+  CachedQuery w = decode::block_step_query(BlockCache::kDelayed, false, 8, 16, L, 2);
+  EXPECT_EQ(std::make_pair(w.query_begin, w.query_end), std::make_pair(6, 18));
+  // A periodic refresh is a full call whatever the policy.
+  for (BlockCache p : {BlockCache::kPrefix, BlockCache::kDual, BlockCache::kWindow, BlockCache::kDelayed}) {
+    CachedQuery f = decode::block_step_query(p, true, 8, 16, L, 2);
+    EXPECT_EQ(std::make_pair(f.query_begin, f.query_end), std::make_pair(0, L));
+    EXPECT_TRUE(f.store_kv && f.cached_spans.empty());
+  }
+}
+
 // ---- infill templates ---------------------------------------------------------------
 
 TEST(InfillTemplate, HolesEscapesAndErrors) {
@@ -262,7 +288,8 @@ TEST(BlockDecoder, TopNWithoutCacheEqualsLladaGenerateOnCraftedLogits) {
 }
 
 TEST(BlockDecoder, ThresholdZeroCommitsABlockPerForwardAndOneCommitsOnePerForward) {
-  for (BlockCache cache : {BlockCache::kNone, BlockCache::kPrefix, BlockCache::kDual, BlockCache::kWindow}) {
+  for (BlockCache cache : {BlockCache::kNone, BlockCache::kPrefix, BlockCache::kDual, BlockCache::kWindow,
+                           BlockCache::kDelayed}) {
     for (bool dynamic : {false, true}) {
       RecordingSource f;
       f.fn = falling_row;
@@ -346,7 +373,8 @@ TEST(BlockDecoder, CacheWindowsPerPolicyOnAFixedCanvas) {
   // P = 4, gen 8, block 4: canvas length 12, blocks [4, 8) and [8, 12); one commit per call.
   const int L = 12;
   std::vector<int32_t> want;
-  for (BlockCache cache : {BlockCache::kNone, BlockCache::kPrefix, BlockCache::kDual, BlockCache::kWindow}) {
+  for (BlockCache cache : {BlockCache::kNone, BlockCache::kPrefix, BlockCache::kDual, BlockCache::kWindow,
+                           BlockCache::kDelayed}) {
     RecordingSource f;
     f.fn = falling_row;
     BlockDecoderOptions o = base_opts();
@@ -377,6 +405,12 @@ TEST(BlockDecoder, CacheWindowsPerPolicyOnAFixedCanvas) {
         EXPECT_EQ(std::make_pair(c.begin, c.end), std::make_pair(start - 1, L));
         EXPECT_EQ(c.spans, (Spans{{0, start - 1}}));
         EXPECT_FALSE(c.store);
+      } else if (cache == BlockCache::kDelayed) {
+        // Falling confidences commit left to right: the masks and the last commit start
+        // at start + k - 1 in block step k, and W = 2 rows before that are refreshed.
+        const int k = int(i % 4);
+        EXPECT_EQ(std::make_pair(c.begin, c.end), std::make_pair(start + k - 1 - 2, std::min(end + 2, L)));
+        EXPECT_TRUE(c.store);
       } else if (cache == BlockCache::kDual) {
         EXPECT_EQ(std::make_pair(c.begin, c.end), std::make_pair(start - 1, end));
         Spans spans{{0, start - 1}};
@@ -394,7 +428,7 @@ TEST(BlockDecoder, CacheWindowsPerPolicyOnAFixedCanvas) {
 
 TEST(BlockDecoder, DynamicLengthKeepsTheCacheWhenTheCanvasGrows) {
   // P = 4, max_tokens 12, block 4: the canvas grows 8 -> 12 -> 16; one commit per call.
-  for (BlockCache cache : {BlockCache::kPrefix, BlockCache::kDual, BlockCache::kWindow}) {
+  for (BlockCache cache : {BlockCache::kPrefix, BlockCache::kDual, BlockCache::kWindow, BlockCache::kDelayed}) {
     RecordingSource f;
     f.fn = falling_row;
     BlockDecoderOptions o = base_opts();
@@ -409,7 +443,7 @@ TEST(BlockDecoder, DynamicLengthKeepsTheCacheWhenTheCanvasGrows) {
     // finished block (one row or the window before it) and the new one, read the rest.
     EXPECT_EQ(std::make_pair(f.calls[0].begin, f.calls[0].end), std::make_pair(0, 8));
     EXPECT_TRUE(f.calls[0].spans.empty());
-    const int lead = cache == BlockCache::kWindow ? 2 : 1;
+    const int lead = cache == BlockCache::kWindow || cache == BlockCache::kDelayed ? 2 : 1;
     for (int b = 1; b < 3; ++b) {
       const auto& c = f.calls[size_t(4 * b)];
       const int prev_start = 4 * b, L = 8 + 4 * b;
@@ -424,7 +458,8 @@ TEST(BlockDecoder, DynamicLengthKeepsTheCacheWhenTheCanvasGrows) {
 
 TEST(BlockDecoder, InfillFillsOnlyTheHolesBlockByBlock) {
   const std::vector<int32_t> canvas{1, 2, kMask, kMask, kMask, 3, 4, kMask, kMask, 5};
-  for (BlockCache cache : {BlockCache::kNone, BlockCache::kPrefix, BlockCache::kDual, BlockCache::kWindow}) {
+  for (BlockCache cache : {BlockCache::kNone, BlockCache::kPrefix, BlockCache::kDual, BlockCache::kWindow,
+                           BlockCache::kDelayed}) {
     RecordingSource f;
     f.fn = falling_row;
     BlockDecoderOptions o = base_opts();
@@ -534,6 +569,77 @@ TEST(BlockDecoder, RejectsBadOptions) {
   EXPECT_THROW(block_infill(f.source(), {1, 2, 3}, o), Error);  // no hole
 }
 
+// Replays the recorded calls against a simulated cache: every cached position a call
+// reads must have been stored, by an earlier call, for the token it holds now. Returns
+// the rows recomputed over all calls.
+int replay_cache(const std::vector<RecordingSource::Call>& calls) {
+  std::vector<int32_t> stored;  // token each position was stored for, -1 = none
+  int rows = 0;
+  for (size_t i = 0; i < calls.size(); ++i) {
+    const auto& c = calls[i];
+    EXPECT_TRUE(c.cached);
+    if (stored.size() != c.canvas.size()) stored.resize(c.canvas.size(), -1);  // dynamic length grew it
+    for (auto [lo, hi] : c.spans)
+      for (int p = lo; p < hi; ++p)
+        EXPECT_EQ(stored[size_t(p)], c.canvas[size_t(p)]) << "call " << i << " reads position " << p;
+    if (c.store)
+      for (int p = c.begin; p < c.end; ++p) stored[size_t(p)] = c.canvas[size_t(p)];
+    rows += c.end - c.begin;
+  }
+  return rows;
+}
+
+TEST(BlockDecoder, DelayedReadsOnlyRowsStoredWithTheirTokenAndRecomputesFewerRows) {
+  // Confidences scattered over each block (slot order 0, 5, 2, 7, 4, 1, 6, 3 of 8), so
+  // commits do not run left to right; canvas-independent, so every policy decodes alike.
+  auto scattered = [](const std::vector<int32_t>&, int slot) {
+    return peaked_row(kV, 1 + slot % 5, 0.3 + 0.07 * double((slot * 5) % 8));
+  };
+  const std::vector<int32_t> holes{1, 2, kMask, kMask, kMask, kMask, kMask, kMask, 3, 4, kMask, kMask, kMask, 5};
+  for (int layout = 0; layout < 3; ++layout)  // fixed canvas, dynamic length, infill
+    for (double threshold : {1.0, 0.6})       // one commit per call; several in some calls
+      for (int every : {0, 3}) {
+        std::vector<int32_t> want;
+        std::map<BlockCache, int> rows;
+        for (BlockCache cache : {BlockCache::kDual, BlockCache::kWindow, BlockCache::kDelayed}) {
+          RecordingSource f;
+          f.fn = scattered;
+          BlockDecoderOptions o = base_opts();
+          o.cache = cache;
+          o.block_length = 8;
+          o.threshold = threshold;
+          o.refresh_window = 1;
+          o.refresh_every = every;
+          (layout == 0 ? o.gen_length : o.max_tokens) = 24;
+          const BlockDecodeResult r = layout == 2 ? block_infill(f.source(), holes, o) : block_decode(f.source(), kPrompt, o);
+          if (want.empty()) want = r.canvas;
+          EXPECT_EQ(r.canvas, want) << int(cache);
+          rows[cache] = replay_cache(f.calls);
+        }
+        SCOPED_TRACE(::testing::Message() << "layout " << layout << " threshold " << threshold << " every " << every);
+        EXPECT_LT(rows[BlockCache::kDelayed], rows[BlockCache::kWindow]);
+      }
+}
+
+TEST(BlockDecoder, RefreshEveryMakesEveryNthBlockStepAFullCall) {
+  RecordingSource f;
+  f.fn = falling_row;
+  BlockDecoderOptions o = base_opts();
+  o.cache = BlockCache::kDual;
+  o.gen_length = 8;
+  o.threshold = 1.0;  // one commit per call: 4 calls per block
+  o.refresh_every = 2;
+  block_decode(f.source(), kPrompt, o);
+  ASSERT_EQ(f.calls.size(), 8u);
+  for (size_t i = 0; i < f.calls.size(); ++i) {
+    const bool full = i % 2 == 0;  // block steps 0 and 2 of both blocks
+    EXPECT_EQ(f.calls[i].begin == 0 && f.calls[i].end == 12, full) << "call " << i;
+    EXPECT_EQ(f.calls[i].spans.empty(), full) << "call " << i;
+  }
+  o.refresh_every = -1;
+  EXPECT_THROW(block_decode(f.source(), kPrompt, o), Error);
+}
+
 // ---- on the tiny fixture models -----------------------------------------------------
 
 std::unique_ptr<Model> tiny(const std::string& fam) { return load_model(std::string(UNMASK_TEST_DATA) + "/" + fam); }
@@ -580,7 +686,8 @@ TEST_P(BlockDecoderOnModel, EveryCachePolicyDecodesAndInfillsValidCanvases) {
   const std::vector<int32_t> prompt = fixture_prompt(GetParam(), "chat");
   std::vector<int32_t> hole(prompt);
   hole.insert(hole.begin() + 6, 10, mask);  // 10 masks inside the prompt text
-  for (BlockCache cache : {BlockCache::kNone, BlockCache::kPrefix, BlockCache::kDual, BlockCache::kWindow}) {
+  for (BlockCache cache : {BlockCache::kNone, BlockCache::kPrefix, BlockCache::kDual, BlockCache::kWindow,
+                           BlockCache::kDelayed}) {
     BlockDecoderOptions o;
     o.mask_id = mask;
     o.cache = cache;
@@ -600,6 +707,36 @@ TEST_P(BlockDecoderOnModel, EveryCachePolicyDecodesAndInfillsValidCanvases) {
         EXPECT_EQ(f.canvas[s], hole[s]) << "slot " << s;
       }
     }
+  }
+}
+
+TEST_P(BlockDecoderOnModel, CachesThatRecomputeEveryRowEqualNoCache) {
+  // window / delayed with W >= the canvas, and dual with a full refresh every step,
+  // recompute every row in every call: the outputs are those of no cache, bit for bit.
+  auto m = tiny(GetParam());
+  const std::vector<int32_t> prompt = fixture_prompt(GetParam(), "code");
+  std::vector<int32_t> hole(prompt);  // two holes: 7 masks after slot 4, 5 before the last 3 slots
+  for (auto [at, n] : {std::pair{4, 7}, {int(prompt.size()) + 7 - 3, 5}})
+    hole.insert(hole.begin() + at, size_t(n), m->config.special.mask);
+  const LogitSource src = model_logit_source(*m);
+  const int32_t mask = m->config.special.mask;
+  for (int layout = 0; layout < 3; ++layout) {  // fixed canvas, dynamic length, infill
+    BlockDecoderOptions o;
+    o.mask_id = mask;
+    o.block_length = 8;
+    o.threshold = 0.3;  // several commits in some steps
+    (layout == 0 ? o.gen_length : o.max_tokens) = 24;
+    auto run = [&](BlockCache cache, int window, int every) {
+      o.cache = cache;
+      o.refresh_window = window;
+      o.refresh_every = every;
+      return layout == 2 ? block_infill(src, hole, o).canvas : block_decode(src, prompt, o).canvas;
+    };
+    const std::vector<int32_t> want = run(BlockCache::kNone, 0, 0);
+    const int all = int(hole.size() + prompt.size()) + 24;
+    EXPECT_EQ(run(BlockCache::kWindow, all, 0), want) << "layout " << layout;
+    EXPECT_EQ(run(BlockCache::kDelayed, all, 0), want) << "layout " << layout;
+    EXPECT_EQ(run(BlockCache::kDual, 0, 1), want) << "layout " << layout;
   }
 }
 

@@ -25,7 +25,11 @@ struct Direct {
   int tokens = 0;
   bool ended = false;
 };
-Direct decode_directly(const std::vector<int32_t>& prompt, int max_tokens, double temperature, uint64_t seed) {
+struct DirectOptions {
+  bool end_tokens = true;  // false: no end ids, every slot decoded (the request field ignore_eos)
+};
+Direct decode_directly(const std::vector<int32_t>& prompt, int max_tokens, double temperature, uint64_t seed,
+                       const DirectOptions& extra = {}) {
   auto model = load_model(llada_dir());
   const Tokenizer tok = Tokenizer::from_dir(llada_dir());
   BlockDecoderOptions o;
@@ -35,7 +39,7 @@ Direct decode_directly(const std::vector<int32_t>& prompt, int max_tokens, doubl
   o.seed = seed;
   o.mask_id = model->config.special.mask;
   for (int32_t id : {model->config.special.eos, model->config.special.eot})
-    if (id >= 0) o.end_ids.push_back(id);
+    if (id >= 0 && extra.end_tokens) o.end_ids.push_back(id);
   const BlockDecodeResult r = block_decode(model_logit_source(*model), prompt, o);
   Direct d;
   std::vector<int32_t> answer;
@@ -104,6 +108,32 @@ TEST(ServerApi, ChatCompletionMatchesDirectDecode) {
     EXPECT_EQ(j["usage"]["prompt_tokens"], int(chat_ids("Tell me a story").size()));
     EXPECT_EQ(j["usage"]["total_tokens"], j["usage"]["prompt_tokens"].get<int>() + d.tokens);
   }
+}
+
+// ignore_eos: an answer that would end at an end token is decoded to the token limit.
+TEST(ServerApi, IgnoreEosDecodesEverySlot) {
+  constexpr int kMaxTokens = 64;
+  // llada-tiny rarely commits its end token: sample hot (temperature 2) and look for a seed
+  // whose answer ends early, so that the field has something to change.
+  constexpr double kTemperature = 2.0;
+  const std::vector<int32_t> prompt = chat_ids("Tell me a story");
+  uint64_t seed = 0;
+  while (seed < 256 && !decode_directly(prompt, kMaxTokens, kTemperature, seed).ended) ++seed;
+  ASSERT_LT(seed, 256u) << "no seed's answer ends before " << kMaxTokens << " tokens";
+  LiveServer s;
+  json req = chat_request("Tell me a story", kMaxTokens, kTemperature, seed);
+  const json ended = post_json(s.port, "/v1/chat/completions", req).json();
+  EXPECT_EQ(ended["choices"][0]["finish_reason"], "stop") << ended.dump();
+  EXPECT_LT(ended["usage"]["completion_tokens"].get<int>(), kMaxTokens);
+  req["ignore_eos"] = true;
+  const HttpResult full = post_json(s.port, "/v1/chat/completions", req);
+  ASSERT_EQ(full.status, 200) << full.body;
+  const Direct d = decode_directly(prompt, kMaxTokens, kTemperature, seed, {.end_tokens = false});
+  EXPECT_EQ(full.json()["choices"][0]["finish_reason"], "length");
+  EXPECT_EQ(full.json()["usage"]["completion_tokens"], kMaxTokens);
+  EXPECT_EQ(full.json()["choices"][0]["message"]["content"], d.text);
+  req["ignore_eos"] = "yes";
+  EXPECT_EQ(post_json(s.port, "/v1/chat/completions", req).status, 400);
 }
 
 TEST(ServerApi, StreamedChatEqualsPlainAndEndsWithUsageAndDone) {

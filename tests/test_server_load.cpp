@@ -73,6 +73,39 @@ TEST(ServerLoad, ThirtyTwoStreamsProgressTogetherAndDisconnectsCancel) {
   EXPECT_LT(metric(s.port, "unmask_forwards_total"), 24 * 64 / 4);
 }
 
+// A non-streamed request writes nothing until it ends, so no failed write reveals that
+// its client left: the engine watches the connection and cancels it at its next step.
+TEST(ServerLoad, AbandonedNonStreamedRequestIsCancelledWithinAFewSteps) {
+  ServerOptions o = server_options();
+  o.step_delay_ms = 20;  // one slot per step, 256 slots: >= 5 s if decoded to the end
+  LiveServer s(o);
+  json req = stream_request("a very long story", 256, 3);
+  req["stream"] = false;
+  {
+    httplib::Client impatient("127.0.0.1", s.port);
+    impatient.set_read_timeout(0, 300 * 1000);  // gives up after 0.3 s and closes the connection
+    const httplib::Result r = impatient.Post("/v1/chat/completions", req.dump(), "application/json");
+    EXPECT_FALSE(r) << "the request should still be decoding when the client gives up";
+  }
+  const int64_t forwards_at_hangup = metric(s.port, "unmask_forwards_total");
+  EXPECT_GT(forwards_at_hangup, 0) << "the request never started";
+  for (int i = 0; i < 200 && metric(s.port, "unmask_requests_cancelled_total") != 1; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(metric(s.port, "unmask_requests_cancelled_total"), 1);
+  EXPECT_EQ(metric(s.port, "unmask_active_requests"), 0);
+  EXPECT_EQ(metric(s.port, "unmask_requests_completed_total"), 0);
+  // The hang-up happened before the metrics call above; at 20 ms a step, the step after it
+  // cancels the request. 3 steps of slack for a loaded machine that delays the metrics call.
+  EXPECT_LE(metric(s.port, "unmask_forwards_total") - forwards_at_hangup, 3);
+  EXPECT_LT(metric(s.port, "unmask_forwards_total"), 256 / 4) << "decoded far past the hang-up";
+  // The server keeps serving: a patient client gets its whole answer.
+  req["max_tokens"] = 8;
+  const HttpResult after = post_json(s.port, "/v1/chat/completions", req);
+  ASSERT_EQ(after.status, 200) << after.body;
+  EXPECT_EQ(after.json()["choices"][0]["finish_reason"].is_string(), true);
+  EXPECT_EQ(metric(s.port, "unmask_requests_completed_total"), 1);
+}
+
 TEST(ServerLoad, SeededOutputDoesNotDependOnTheBatch) {
   ServerOptions o = server_options();
   o.parallel = 8;

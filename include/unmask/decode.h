@@ -211,10 +211,15 @@ enum class BlockCommit { kTopN, kThreshold, kFactor, kDynamic };
 //   kWindow: ours. Block start: the same; then rows [start-W, end+W) clamped to the
 //            canvas, all written back: the W committed slots before the block and the
 //            W slots after it are refreshed every step (docs/decoders.md).
+//   kDelayed: ours. kWindow, but after the block's first call the recomputed range
+//            shrinks to the block's masked slots plus the slots the previous step
+//            committed (delayed caching: a committed slot is stored once with its
+//            token, then read from the cache), widened by W on each side
+//            (docs/cache-policies.md).
 // Windows begin one row early so a family with a logit shift scores the block's first
 // slot from its proper row (LogitSource: a slot whose row lies before the window is
 // scored by its own row).
-enum class BlockCache { kNone, kPrefix, kDual, kWindow };
+enum class BlockCache { kNone, kPrefix, kDual, kWindow, kDelayed };
 
 struct BlockDecoderOptions {
   // Length: max_tokens > 0 = dynamic length (the canvas grows block by block: the prompt,
@@ -233,7 +238,11 @@ struct BlockDecoderOptions {
   double threshold = 0.9;  // kThreshold, kDynamic
   double factor = 1.0;     // kFactor
   BlockCache cache = BlockCache::kDual;
-  int refresh_window = 16;  // kWindow: W
+  int refresh_window = 16;  // kWindow, kDelayed: W
+  // Cached policies: block steps 0, R, 2R, ... (R = refresh_every > 0) are full forwards
+  // that store all K/V again (with dynamic length step 0 too, instead of the grown-canvas
+  // call); 0 = only a fixed or infill canvas's block starts.
+  int refresh_every = 0;
   // Sampling: temperature 0 = argmax; else softmax(logits / T) after top-k (> 0) and
   // top-p (< 1) filters, one seeded draw per slot. The mask id is never a candidate.
   double temperature = 0.0, top_p = 1.0;
@@ -278,7 +287,7 @@ std::vector<InfillSegment> parse_infill_template(const std::string& tmpl);
 
 bool parse_block_score(const std::string& s, BlockScore* out);    // confidence | margin | entropy
 bool parse_block_commit(const std::string& s, BlockCommit* out);  // topn | threshold | factor | dynamic
-bool parse_block_cache(const std::string& s, BlockCache* out);    // none | prefix | dual | window
+bool parse_block_cache(const std::string& s, BlockCache* out);    // none | prefix | dual | window | delayed
 
 // ---- Block-causal families (src/decode/{llada2,sdar,fast_dllm_v2}_generate.cpp) ------
 // Token choice shared by the three: logits / temperature (when > 0), then top-k (> 0)

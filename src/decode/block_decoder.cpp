@@ -61,6 +61,7 @@ bool parse_block_cache(const std::string& s, BlockCache* out) {
   else if (s == "prefix") *out = BlockCache::kPrefix;
   else if (s == "dual") *out = BlockCache::kDual;
   else if (s == "window") *out = BlockCache::kWindow;
+  else if (s == "delayed") *out = BlockCache::kDelayed;
   else return false;
   return true;
 }

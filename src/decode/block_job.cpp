@@ -39,6 +39,7 @@ void check_block_options(const BlockDecoderOptions& o, int vocab, bool cached, c
   check(o.top_p > 0 && o.top_p <= 1, name + ": top_p " + std::to_string(o.top_p) + " must be in (0, 1]");
   check(o.top_k >= 0, name + ": top_k " + std::to_string(o.top_k) + " must be >= 0 (0 = none)");
   check(o.refresh_window >= 0, name + ": refresh_window " + std::to_string(o.refresh_window) + " must be >= 0");
+  check(o.refresh_every >= 0, name + ": refresh_every " + std::to_string(o.refresh_every) + " must be >= 0");
   check(vocab >= 2, name + ": the vocabulary needs a token besides the mask id");
   check(o.mask_id >= 0 && o.mask_id < vocab,
         name + ": mask_id " + std::to_string(o.mask_id) + " is not in [0, " + std::to_string(vocab) + ")");
@@ -148,12 +149,18 @@ bool BlockJob::prepare() {
     query_ = CachedQuery{};
     query_.query_begin = 0;
     query_.query_end = L;
-  } else if (block_step_ == 0 && dynamic_ && prev_start_ >= 0) {
+  } else if (block_step_ == 0 && dynamic_ && prev_start_ >= 0 && opt_.refresh_every == 0) {
     // The canvas grew: keep the cache, refresh the finished block (its last commits
-    // were stored while still masks) and compute the new one.
+    // were stored while still masks) and compute the new one. With periodic refreshes
+    // the block's first step is a full one instead.
     query_ = grown_canvas_query(opt_.cache, prev_start_, L, opt_.refresh_window);
+  } else if (const bool refresh = block_step_ == 0 || (opt_.refresh_every > 0 && block_step_ % opt_.refresh_every == 0);
+             opt_.cache == BlockCache::kDelayed && !refresh) {
+    const int lo = std::min(slots.front(), last_commit_.first);
+    const int hi = std::max(slots.back() + 1, last_commit_.second);
+    query_ = delayed_step_query(lo, hi, L, opt_.refresh_window);
   } else {
-    query_ = block_step_query(opt_.cache, block_step_ == 0, start_, end_, L, opt_.refresh_window);
+    query_ = block_step_query(opt_.cache, refresh, start_, end_, L, opt_.refresh_window);
   }
   query_.slots = std::move(slots);
   return true;
@@ -180,6 +187,8 @@ void BlockJob::advance(const float* logits, const StepCallback& on_step) {
     x_[size_t(slots[size_t(j)])] = x0[size_t(j)];
     committed.push_back(slots[size_t(j)]);
   }
+  last_commit_ = {*std::min_element(committed.begin(), committed.end()),
+                  *std::max_element(committed.begin(), committed.end()) + 1};
   emit_step(on_step, step_++, 0, x_, std::move(committed), view_begin_, opt_.mask_id);
   if (mode_ == Mode::kDecode && !opt_.end_ids.empty()) {
     ended_at_ = answer_end(x_, opt_.mask_id, prompt_length_, opt_.end_ids);

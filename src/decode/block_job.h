@@ -17,6 +17,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "decode/sampling.h"
@@ -74,6 +75,8 @@ class BlockJob {
   // before it (dynamic length refreshes that block's rows at the next block start).
   int from_ = 0, start_ = -1, end_ = -1, prev_start_ = -1, block_step_ = 0;
   std::vector<int> schedule_;
+  // Slots the last step committed, [first, last + 1): kDelayed recomputes them once more.
+  std::pair<int, int> last_commit_{0, 0};
   CachedQuery query_;
   bool finished_ = false;
   int ended_at_ = -1, forwards_ = 0, step_ = 0;

@@ -154,7 +154,7 @@ BlockDecoderOptions decode_options(const json& body, const ServedModel& served, 
   o.block_length = int(opt_int(body, "block_length", 1, kMaxBlockLength).value_or(std::min(32, max_tokens)));
   o.steps = int(opt_int(body, "steps", 0, 1 << 20).value_or(0));
   if (auto cache = opt_string(body, "cache"); cache && !parse_block_cache(*cache, &o.cache))
-    throw ApiError(400, "'cache' is '" + *cache + "'; expected none, prefix, dual or window", "cache", "invalid_value");
+    throw ApiError(400, "'cache' is '" + *cache + "'; expected none, prefix, dual, window or delayed", "cache", "invalid_value");
   const std::optional<double> factor = opt_number(body, "factor", 1e-6, 1e6);
   std::string algorithm = factor ? "factor" : "threshold";
   if (auto a = opt_string(body, "algorithm")) algorithm = *a;
@@ -178,6 +178,9 @@ BlockDecoderOptions decode_options(const json& body, const ServedModel& served, 
     if (id >= 0) o.end_ids.push_back(id);
   for (int32_t id : g.eos_ids)
     if (id >= 0 && std::find(o.end_ids.begin(), o.end_ids.end(), id) == o.end_ids.end()) o.end_ids.push_back(id);
+  // Extra field (as in vLLM): decode every one of max_tokens slots, end tokens included,
+  // so that a load benchmark's requests all do the same work.
+  if (opt_bool(body, "ignore_eos").value_or(false)) o.end_ids.clear();
   return o;
 }
 

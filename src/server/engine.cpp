@@ -196,7 +196,7 @@ void Engine::loop() {
     for (const std::shared_ptr<Request>& r : active) {
       if (r->cancel_status_ == JobStatus::kOk) {
         if (cancel_all) r->cancel_status_ = JobStatus::kShutdown;
-        else if (r->abandoned_) r->cancel_status_ = JobStatus::kCancelled;
+        else if (r->abandoned_ || (r->client_gone_ && r->client_gone_())) r->cancel_status_ = JobStatus::kCancelled;
         else if (start > r->deadline_) r->cancel_status_ = JobStatus::kTimeout;
         if (r->cancel_status_ != JobStatus::kOk) r->job_.cancel = true;
       }

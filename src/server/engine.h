@@ -16,6 +16,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -64,7 +65,10 @@ struct JobResult {
 // One accepted request: shared by the engine (writer) and its HTTP thread (reader).
 class Request {
  public:
-  explicit Request(JobSpec spec) : spec(std::move(spec)) {}
+  // `client_gone`, when given, is asked on the engine thread before each of the request's
+  // steps; true cancels it (for clients whose disconnect no write reveals: non-streamed).
+  explicit Request(JobSpec spec, std::function<bool()> client_gone = {})
+      : spec(std::move(spec)), client_gone_(std::move(client_gone)) {}
   // Waits up to `timeout` for progress, appends the updates to *out. Returns true once
   // the request is finished and every update has been handed out; then result() holds.
   bool wait(std::vector<JobUpdate>* out, std::chrono::milliseconds timeout);
@@ -78,6 +82,7 @@ class Request {
   void finish(JobResult result);
 
   const JobSpec spec;
+  const std::function<bool()> client_gone_;
   std::atomic<bool> abandoned_{false};
   std::mutex mu_;
   std::condition_variable cv_;

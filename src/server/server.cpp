@@ -14,6 +14,7 @@
 #include <optional>
 
 #include "server/api.h"
+#include "server/client_socket.h"
 #include "server/engine.h"
 #include "server/web_assets.h"
 #include "unmask/error.h"
@@ -216,9 +217,11 @@ void Server::Impl::finished(const std::string& path, const JobResult& r) {
     seconds_per_request = 0.9 * seconds_per_request + 0.1 * (r.queue_seconds + r.decode_seconds);
   }
   if (!options.log_requests) return;
+  const char* outcome = r.status == JobStatus::kOk          ? r.finish_reason.c_str()
+                        : r.status == JobStatus::kCancelled ? "cancelled (client gone)"
+                                                            : "failed";
   std::fprintf(stderr, "unmask serve: %s %s: prompt %d, completion %d tokens, %d steps, queued %.2f s, decoded %.2f s%s%s\n",
-               path.c_str(), r.status == JobStatus::kOk ? r.finish_reason.c_str() : "failed", r.prompt_tokens,
-               r.completion_tokens, r.steps, r.queue_seconds, r.decode_seconds, r.error.empty() ? "" : ": ",
+               path.c_str(), outcome, r.prompt_tokens, r.completion_tokens, r.steps, r.queue_seconds, r.decode_seconds, r.error.empty() ? "" : ": ",
                r.error.c_str());
 }
 
@@ -229,7 +232,14 @@ void Server::Impl::generate(Endpoint endpoint, const httplib::Request& req, http
   } catch (const ApiError& e) {
     return send_error(res, e);
   }
-  auto r = std::make_shared<server::Request>(p.spec);
+  // A streamed response notices a departed client when a write fails; a non-streamed one
+  // writes nothing until the end, so the engine watches its socket instead.
+  std::function<bool()> client_gone;
+  if (!p.stream) {
+    const int socket = server::find_connection_socket({req.local_addr, req.remote_addr, req.local_port, req.remote_port});
+    if (socket >= 0) client_gone = [socket] { return server::peer_closed(socket); };
+  }
+  auto r = std::make_shared<server::Request>(p.spec, std::move(client_gone));
   server::SubmitStatus status;
   if (!engine->submit(r, &status)) {
     if (status == server::SubmitStatus::kQueueFull) {

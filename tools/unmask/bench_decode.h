@@ -10,12 +10,17 @@ namespace unmask::cli {
 
 struct DecodeBenchArgs {
   int prompt_len = 512, gen_length = 256, block_length = 32;
+  // Configurations: POLICY[:w=W][:every=R] (W: refresh_window, R: refresh_every), e.g.
+  // none,dual,dual:every=8,window:w=4,delayed:w=2.
   std::string caches = "none,prefix,dual,window";
   std::string batches = "1";
   std::optional<double> threshold;  // none: one token per step (top-n, steps = gen_length)
   int refresh_window = 16;
   int max_steps = 0;                // > 0: stop each configuration after N steps and extrapolate
   std::string prompt;               // with -m: decode this text (through the chat template)
+  // With -m: one JSON string per line, each prompt decoded under every configuration
+  // before the next prompt (so load changes hit all configurations alike).
+  std::string prompts_file;
   bool json = false;
 };
 

@@ -8,7 +8,7 @@
 // (default: all n, the cost of a step that queries every slot).
 //
 // With --prompt-len / --gen-length / --block-length / --cache / --threshold / --batch /
-// --max-steps / --prompt it times whole generations instead (bench_decode.cpp).
+// --max-steps / --prompt / --prompts-file it times whole generations instead (bench_decode.cpp).
 #include <omp.h>
 
 #include <algorithm>
@@ -19,6 +19,7 @@
 #include <cstring>
 #include <ctime>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -147,6 +148,9 @@ struct Row {
   std::string what;  // "forward" / "gemm OUTxK"
   int64_t tokens = 0, logit_rows = 0;
   double ms_median = 0, ms_min = 0, cpu_ms_median = 0, gflop = 0, weight_bytes = 0;
+  // MoE forwards: expert weight bytes read, the minimum for the routing chosen (each distinct
+  // routed expert once per layer, counted from the router's choices), a token-by-token loop's.
+  double expert_bytes = 0, expert_min_bytes = 0, expert_token_loop_bytes = 0;
   void set_times(const Timings& t) {
     ms_median = median(t.wall) * 1e3;
     ms_min = *std::min_element(t.wall.begin(), t.wall.end()) * 1e3;
@@ -182,6 +186,11 @@ void emit(const Row& r, const BenchArgs& a, DType dtype, const ops::PeakFigures&
                         {"weight_gb_per_s", r.weight_bytes / s * 1e-9},
                         {"copy_peak_gb_per_s", peaks.copy_gbps}};
     if (r.what == "forward") j["logit_rows"] = r.logit_rows;
+    if (r.expert_bytes > 0) {
+      j["expert_bytes"] = r.expert_bytes;
+      j["expert_min_bytes"] = r.expert_min_bytes;
+      j["expert_token_loop_bytes"] = r.expert_token_loop_bytes;
+    }
     std::printf("%s\n", j.dump().c_str());
     std::fflush(stdout);
     return;
@@ -197,6 +206,10 @@ void emit(const Row& r, const BenchArgs& a, DType dtype, const ops::PeakFigures&
               dtype_label(dtype).c_str(), r.ms_median, double(r.tokens) / s, r.gflop, rate,
               100.0 * rate / ref.gflops, 100.0 * rate_cpu / ref.gflops, r.weight_bytes / s * 1e-9,
               100.0 * r.cpu_ms_median / (r.ms_median * peaks.threads));
+  if (r.expert_bytes > 0)
+    std::printf("%-18s expert weights read %.2f MB = %.3fx the minimum %.2f MB (a token loop: %.2f MB)\n", "",
+                r.expert_bytes * 1e-6, r.expert_bytes / r.expert_min_bytes, r.expert_min_bytes * 1e-6,
+                r.expert_token_loop_bytes * 1e-6);
   std::fflush(stdout);
 }
 
@@ -277,6 +290,21 @@ std::unique_ptr<Model> build_model(const BenchArgs& a) {
   return model;
 }
 
+// Fewest expert weight bytes a forward with this routing can read: every distinct expert
+// chosen in a MoE layer, once. router_topk holds the MoE layers in ascending order.
+double min_expert_bytes(const Model& model, const std::vector<std::vector<int32_t>>& router_topk) {
+  double bytes = 0;
+  size_t moe_layer = 0;
+  for (const LayerWeights& L : model.weights.layers) {
+    if (L.experts.empty() || moe_layer >= router_topk.size()) continue;
+    const std::set<int32_t> distinct(router_topk[moe_layer].begin(), router_topk[moe_layer].end());
+    const LayerWeights::Expert& e = L.experts.front();
+    bytes += double(distinct.size()) * double(e.w_gate.nbytes() + e.w_up.nbytes() + e.w_down.nbytes());
+    ++moe_layer;
+  }
+  return bytes;
+}
+
 void run_forwards(const BenchArgs& a, const std::vector<int64_t>& counts, const Model* model,
                   const ops::PeakFigures& peaks) {
   const ModelConfig& c = model->config;
@@ -302,6 +330,9 @@ void run_forwards(const BenchArgs& a, const std::vector<int64_t>& counts, const 
     r.set_times(t);
     r.gflop = out.flops * 1e-9;
     r.weight_bytes = out.weight_bytes;
+    r.expert_bytes = out.expert_bytes;
+    r.expert_min_bytes = min_expert_bytes(*model, out.router_topk);
+    r.expert_token_loop_bytes = out.expert_bytes_token_loop;
     emit(r, a, model->weight_dtype, peaks, &header);
   }
 }
@@ -348,6 +379,7 @@ void register_bench(CLI::App& app) {
                    ->expected(0, 1);
   cmd->add_option("--tokens", a->tokens, "Query-token (row) counts, comma-separated")->capture_default_str();
   cmd->add_option("--threads", a->threads, "Worker threads (default: OpenMP's)");
+  add_device_option(cmd);
   cmd->add_option("--dtype", a->dtype, "Weight dtype f32|bf16, or f16|q8_0|q4_0|q4_k|q6_k (random model / gemm; must match -m weights)");
   cmd->add_option("--repeat", a->repeat, "Timed runs per configuration, after one warm-up")->capture_default_str();
   cmd->add_option("--logit-rows", a->logit_rows, "Rows that get logits (the last N; default all)");
@@ -356,7 +388,8 @@ void register_bench(CLI::App& app) {
       cmd->add_option("--prompt-len", a->decode.prompt_len, "Decoding bench: random prompt tokens per canvas (512)"),
       cmd->add_option("--gen-length", a->decode.gen_length, "Decoding bench: generated slots per canvas (256)"),
       cmd->add_option("--block-length", a->decode.block_length, "Decoding bench: block length (32)"),
-      cmd->add_option("--cache", a->decode.caches, "Decoding bench: cache policies, e.g. none,prefix,dual,window"),
+      cmd->add_option("--cache", a->decode.caches,
+                      "Decoding bench: configurations POLICY[:w=W][:every=R], e.g. none,dual,dual:every=8,delayed:w=2"),
       cmd->add_option("--threshold", a->decode.threshold,
                       "Decoding bench: threshold commit rule (default: one token per step)"),
       cmd->add_option("--refresh-window", a->decode.refresh_window, "Decoding bench: window policy's W (16)"),
@@ -364,7 +397,9 @@ void register_bench(CLI::App& app) {
       cmd->add_option("--max-steps", a->decode.max_steps,
                       "Decoding bench: stop each configuration after N steps (extrapolates one-token-per-step runs)"),
       cmd->add_option("--prompt", a->decode.prompt,
-                      "Decoding bench with -m: decode this text; outputs are compared with the no-cache run")};
+                      "Decoding bench with -m: decode this text; outputs are compared with the no-cache run"),
+      cmd->add_option("--prompts-file", a->decode.prompts_file,
+                      "Decoding bench with -m: one JSON string per line, every configuration per prompt")};
   cmd->callback([a, gemm, decode_flags] {
     a->gemm_mode = gemm->count() > 0;
     for (const CLI::Option* o : decode_flags) a->decode_mode = a->decode_mode || o->count() > 0;

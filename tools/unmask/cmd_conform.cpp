@@ -293,6 +293,7 @@ void register_conform(CLI::App& app) {
   auto* cmd = app.add_subcommand("conform", "Check the engine against reference fixture directories");
   cmd->add_option("dirs", *dirs, "Fixture directories (model fixtures with manifest.json, or tokenizer fixtures)")
       ->required();
+  add_device_option(cmd);
   cmd->callback([dirs] {
     ConformCounts counts;
     for (const std::string& dir : *dirs) {

@@ -3,7 +3,7 @@
 //
 // Fast decoder: dynamic length (`--max-tokens`, default 128: the canvas grows block by
 // block and stops at the first end token) unless `--gen-length` asks for a fixed canvas;
-// `--cache none|prefix|dual|window`, `--commit topn|threshold|factor|dynamic`,
+// `--cache none|prefix|dual|window|delayed`, `--commit topn|threshold|factor|dynamic`,
 // `--infill TEMPLATE` (holes `{mask:N}`, `{{` = literal `{`). See docs/decoders.md.
 // A one-line summary (forwards, tokens, tokens/s, forwards per token) goes to stderr.
 //
@@ -140,7 +140,7 @@ BlockDecoderOptions fast_options(const RunArgs& a, const Model& model, int lengt
   if (a.steps) o.steps = *a.steps;
   const std::string cache = a.cache.value_or("dual");
   if (!parse_block_cache(cache, &o.cache))
-    throw Error("--cache: unknown policy '" + cache + "' (none, prefix, dual, window)");
+    throw Error("--cache: unknown policy '" + cache + "' (none, prefix, dual, window, delayed)");
   const std::string commit = a.commit.value_or(a.factor ? "factor" : "threshold");
   if (!parse_block_commit(commit, &o.commit))
     throw Error("--commit: unknown rule '" + commit + "' (topn, threshold, factor, dynamic)");
@@ -160,6 +160,65 @@ BlockDecoderOptions fast_options(const RunArgs& a, const Model& model, int lengt
   for (int32_t id : {c.special.eos, c.special.eot})
     if (id >= 0) o.end_ids.push_back(id);
   return o;
+}
+
+struct BlockFamilyRun {
+  std::vector<int32_t> canvas;  // prompt + answer slots
+  bool fixed_tail = false;      // the canvas is padded to whole blocks past gen-length
+};
+
+// The block-causal families' paper decoders (include/unmask/decode.h), with the model
+// card defaults; block length = the model's attention block.
+BlockFamilyRun run_block_family_reference(const RunArgs& a, const Model& model, const LogitSource& source,
+                                          const std::vector<int32_t>& prompt, int length,
+                                          const StepCallback& on_step) {
+  const ModelConfig& c = model.config;
+  const double temperature =
+      a.temperature.value_or(model.generation.has_temperature ? model.generation.temperature : 0.0);
+  const double top_p = a.top_p.value_or(model.generation.has_top_p ? model.generation.top_p : 1.0);
+  const auto set_token_choice = [&](auto& o) {  // llada2 / sdar: same sampling fields
+    o.temperature = temperature;
+    o.top_p = top_p;
+    o.top_k = a.top_k.value_or(0);
+    o.mask_id = c.special.mask;
+    o.seed = a.seed;
+  };
+  if (c.family == "llada2") {
+    Llada2GenerateOptions o;
+    set_token_choice(o);
+    o.gen_length = length;
+    o.block_length = c.attention_block;
+    o.steps = a.steps.value_or(c.attention_block);
+    o.eos_id = c.special.eos;
+    o.eos_early_stop = true;
+    return {llada2_generate(source, prompt, o, on_step).output, false};
+  }
+  if (c.family == "sdar") {
+    SdarGenerateOptions o;
+    set_token_choice(o);
+    o.gen_length = length;
+    o.block_length = c.attention_block;
+    o.denoising_steps = a.steps.value_or(c.attention_block);
+    for (int32_t id : {c.special.eos, c.special.eot})
+      if (id >= 0) o.stop_ids.push_back(id);
+    return {sdar_generate(source, prompt, o, on_step), true};
+  }
+  if (c.family == "fast_dllm_v2") {
+    FastDllmV2Options o;
+    // Its generate decodes max_new_tokens / block_size whole blocks: round up, then cut.
+    o.max_new_tokens = (length + c.attention_block - 1) / c.attention_block * c.attention_block;
+    o.block_size = c.attention_block;
+    o.small_block_size = std::min(8, c.attention_block);
+    o.threshold = 0.9;
+    o.temperature = temperature;
+    o.top_p = top_p;
+    o.use_block_cache = true;
+    o.mask_id = c.special.mask;
+    o.stop_token = c.special.eos;
+    o.seed = a.seed;
+    return {fast_dllm_v2_generate(source, prompt, o, on_step), true};
+  }
+  throw Error("--decoder reference: no reference decoder for the block-causal family '" + c.family + "'");
 }
 
 void print_summary(int forwards, int tokens, double seconds) {
@@ -209,7 +268,10 @@ void run_generate(const RunArgs& a) {
       stdout_is_terminal() && !a.no_live);
   StepCallback on_step = [&](const StepEvent& e) { view.on_step(e); };
   int forwards = 0;
-  const LogitSource source = counting_source(model_logit_source(*model), &forwards);
+  // The block-causal families' reference decoders check that the source attends in
+  // blocks of their block length; the fast decoder follows the model's own pattern.
+  const LogitSourceOptions source_options{.attention_block = fast ? -1 : c.attention_block};
+  const LogitSource source = counting_source(model_logit_source(*model, source_options), &forwards);
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<int32_t> canvas;
   size_t answer_begin = prompt.size();
@@ -220,6 +282,10 @@ void run_generate(const RunArgs& a) {
     canvas = r.canvas;
     tokens = r.generated;
     if (infill) answer_begin = 0;
+  } else if (c.attention_block > 0) {  // llada2 / sdar / fast_dllm_v2: their own generate
+    BlockFamilyRun r = run_block_family_reference(a, *model, source, prompt, length, on_step);
+    canvas = std::move(r.canvas);
+    if (r.fixed_tail) canvas.resize(std::min(canvas.size(), prompt.size() + size_t(length)));
   } else if (c.family == "dream") {
     DreamGenerateOptions o;
     o.max_new_tokens = length;
@@ -288,8 +354,8 @@ void register_run(CLI::App& app) {
   cmd->add_option("--gen-length", a->gen_length, "Tokens to generate on a fixed canvas of masks (reference default 128)");
   cmd->add_option("--steps", a->steps, "Denoising steps (reference default: gen-length; fast: topn/dynamic schedule)");
   cmd->add_option("--block-length", a->block_length, "Semi-autoregressive block length (default 32)");
-  cmd->add_option("--cache", a->cache, "Fast decoder KV cache: none | prefix | dual (default) | window");
-  cmd->add_option("--refresh-window", a->refresh_window, "Fast decoder, --cache window: slots refreshed each side (16)");
+  cmd->add_option("--cache", a->cache, "Fast decoder KV cache: none | prefix | dual (default) | window | delayed");
+  cmd->add_option("--refresh-window", a->refresh_window, "Fast decoder, --cache window|delayed: slots refreshed each side (16)");
   cmd->add_option("--commit", a->commit, "Fast decoder rule: topn | threshold (default) | factor | dynamic");
   cmd->add_option("--threshold", a->threshold, "Fast decoder: threshold / dynamic rule's score threshold (0.9)");
   cmd->add_option("--factor", a->factor, "Fast decoder: factor rule's f (implies --commit factor)");
@@ -302,6 +368,7 @@ void register_run(CLI::App& app) {
   cmd->add_option("--alg", a->alg, "Dream reference algorithm: origin | maskgit_plus | topk_margin | entropy");
   cmd->add_option("--seed", a->seed, "RNG seed for sampling");
   cmd->add_option("--threads", a->threads, "Worker threads (default: all cores)");
+  add_device_option(cmd);
   cmd->add_flag("--no-live", a->no_live, "Do not redraw the canvas while decoding");
   cmd->add_option("--system", a->system, "System message for the chat template");
   cmd->add_flag("--raw", a->raw, "Encode the prompt as is, without the chat template");

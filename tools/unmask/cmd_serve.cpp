@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "commands.h"
+#include "default_model.h"
 #include "unmask/server.h"
 
 namespace unmask::cli {
@@ -14,7 +15,7 @@ void register_serve(CLI::App& app) {
   auto o = std::make_shared<ServerOptions>();
   auto kv_mib = std::make_shared<size_t>(0);
   auto* cmd = app.add_subcommand("serve", "Serve a model over HTTP: OpenAI-compatible API, live denoising stream, playground");
-  cmd->add_option("-m,--model", o->model_dir, "Model folder")->required();
+  cmd->add_option("-m,--model", o->model_dir, "Model folder (default: the shipped unmask-coder-tiny)");
   cmd->add_option("--host", o->host, "Address to listen on (default 127.0.0.1)");
   cmd->add_option("--port", o->port, "Port (default 8080; 0 = any free port, printed on start)");
   cmd->add_option("--parallel", o->parallel, "Requests decoded at once, sharing each step's forward (default 32)");
@@ -32,6 +33,7 @@ void register_serve(CLI::App& app) {
   cmd->add_option("--http-threads", o->http_threads, "HTTP worker threads (default parallel + max-queue + 16)");
   cmd->callback([o, kv_mib] {
     o->kv_budget_bytes = *kv_mib << 20;
+    if (o->model_dir.empty()) o->model_dir = default_model_dir();
     // SIGTERM / SIGINT are taken synchronously below: block them before any thread starts
     // so that every thread inherits the mask and none is interrupted.
     sigset_t signals;

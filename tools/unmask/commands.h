@@ -19,6 +19,11 @@ void register_eval(CLI::App& app);
 void register_train(CLI::App& app);
 void register_serve(CLI::App& app);
 void register_quantize(CLI::App& app);
+void register_devices(CLI::App& app);
+
+// Adds --device cpu|cuda to a command that runs forwards; an unavailable device fails the
+// parse with a message naming why.
+void add_device_option(CLI::App* cmd);
 
 // Set by a subcommand whose outcome is not plain success (e.g. conform failures).
 int& exit_code();

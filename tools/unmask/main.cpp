@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
   unmask::cli::register_train(app);
   unmask::cli::register_serve(app);
   unmask::cli::register_quantize(app);
+  unmask::cli::register_devices(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
