@@ -159,6 +159,33 @@ TEST(GgufModel, EmbeddedTokenizerEqualsTheFolders) {
   }
 }
 
+// llama.cpp pads vocabularies with UNUSED tokens (type 5); a model may still generate their
+// ids, so the embedded tokenizer keeps them: they decode, and encoding never produces them.
+TEST(GgufModel, UnusedPaddingTokensKeepTheirIds) {
+  TempDir tmp;
+  const auto exported = GgufFile::open(export_gguf(test::llada_dir(), DType::F32, tmp));
+  GgufWriter w;
+  for (const auto& [key, value] : exported->header().kvs) w.set(key, value);
+  std::vector<GgufValue> tokens = exported->find("tokenizer.ggml.tokens")->items;
+  std::vector<GgufValue> types;
+  if (const GgufValue* t = exported->find("tokenizer.ggml.token_type")) types = t->items;
+  else types.assign(tokens.size(), GgufValue::i32(1));
+  const int32_t first_pad = int32_t(tokens.size());
+  for (const char* pad : {"[PAD0]", "[PAD1]"}) {
+    tokens.push_back(GgufValue::string(pad));
+    types.push_back(GgufValue::i32(5));
+  }
+  w.set("tokenizer.ggml.tokens", GgufValue::array(GgufType::kString, tokens));
+  w.set("tokenizer.ggml.token_type", GgufValue::array(GgufType::kI32, types));
+  const std::string padded = tmp.file("padded.gguf");
+  w.write(padded);
+
+  const Tokenizer tok = load_gguf_tokenizer(padded);
+  EXPECT_EQ(tok.vocab_size(), first_pad + 2);
+  EXPECT_EQ(tok.decode(std::vector<int32_t>{first_pad + 1}), "[PAD1]");
+  for (int32_t id : tok.encode("text [PAD0] [PAD1]", {.parse_special = true})) EXPECT_LT(id, first_pad);
+}
+
 TEST(GgufModel, RejectsUnsupportedFilesByName) {
   TempDir tmp;
   GgufWriter w;

@@ -238,7 +238,10 @@ Tokenizer load_gguf_tokenizer(const std::string& path) {
     if (type == kControl || type == kUserDefined)
       added.push_back({{"id", id}, {"content", text}, {"single_word", false}, {"lstrip", false}, {"rstrip", false},
                        {"normalized", type == kUserDefined}, {"special", type == kControl}});
-    else if (type != kUnused)
+    else if (type != kUnused || !vocab.contains(text))
+      // Unused ids (vocabulary padding, e.g. "[PAD32000]") stay in the vocabulary so that a
+      // model that generates one can still be decoded; no merge produces them, so encoding
+      // never does.
       vocab[text] = id;
   }
   for (const GgufValue& m : merges) merge_list.push_back(m.str);
