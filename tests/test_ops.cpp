@@ -2,6 +2,7 @@
 // where the op computes in f32), on random non-zero inputs of odd sizes, plus
 // properties that pin down the math independently of any reference code.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <cmath>
 #include <random>
@@ -83,6 +84,30 @@ INSTANTIATE_TEST_SUITE_P(
       return "h" + std::to_string(c.heads) + "_kv" + std::to_string(c.kv_heads) + "_d" + std::to_string(c.head_dim) +
              "_seq" + std::to_string(c.seq_offsets.size() - 1);
     });
+
+// Canvases large enough that heads run on parallel threads: the result must not depend on
+// the thread count (each head's arithmetic is the same whoever runs it).
+TEST(Attention, HeadParallelResultEqualsOneThreadBitForBit) {
+  const ops::AttentionShape shape{6, 2, 24};
+  const std::vector<int32_t> offsets = {0, 37, 160};
+  const int64_t n = offsets.back();
+  const std::vector<float> q = random_values(size_t(n * 6 * 24), 11, -2, 2);
+  const std::vector<float> k = random_values(size_t(n * 2 * 24), 12, -2, 2);
+  const std::vector<float> v = random_values(size_t(n * 2 * 24), 13);
+  const int threads_before = omp_get_max_threads();
+  std::vector<float> one(q.size()), many(q.size()), ref(q.size());
+  omp_set_num_threads(1);
+  ops::attention(q.data(), k.data(), v.data(), offsets.data(), 2, shape, false, one.data());
+  omp_set_num_threads(std::max(2, threads_before));
+  ops::attention(q.data(), k.data(), v.data(), offsets.data(), 2, shape, false, many.data());
+  omp_set_num_threads(threads_before);
+  ops::attention_reference(q.data(), k.data(), v.data(), offsets.data(), 2, shape, ref.data());
+  for (size_t i = 0; i < q.size(); ++i) {
+    ASSERT_EQ(many[i], one[i]) << "element " << i;
+    // f32 softmax over up to 123 keys and dot products of 24 terms vs double: ~1e-6.
+    ASSERT_NEAR(many[i], ref[i], 1e-5) << "element " << i;
+  }
+}
 
 TEST(Attention, QueryHeadReadsItsGroupsKvHead) {
   // 4 query heads, 2 kv heads: heads 0-1 read kv head 0, heads 2-3 kv head 1. With v

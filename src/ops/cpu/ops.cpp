@@ -125,16 +125,27 @@ void attention_seq(const float* q, int64_t nq, const float* k, const float* v, i
   const int group = shape.heads / shape.kv_heads;
   const int64_t q_stride = int64_t(shape.heads) * hd, kv_stride = int64_t(shape.kv_heads) * hd;
   const float scale = 1.0f / std::sqrt(float(hd));
-  std::vector<float> qh(size_t(nq * hd)), kh(size_t(nk * hd)), vt(size_t(nk * hd)), scores(size_t(nq * nk)),
-      oh(size_t(nq * hd));
-  for (int g = 0; g < shape.kv_heads; ++g) {
-    // kh [nk, hd], vt [hd, nk] (transposed so P·V is a matmul against [out=hd, k=nk]).
-    for (int64_t r = 0; r < nk; ++r)
-      for (int d = 0; d < hd; ++d) {
-        kh[size_t(r * hd + d)] = k[r * kv_stride + int64_t(g) * hd + d];
-        vt[size_t(int64_t(d) * nk + r)] = v[r * kv_stride + int64_t(g) * hd + d];
+  // Heads in parallel (each thread a contiguous range, so a K/V group is transposed once per
+  // thread); the matmuls and softmax inside then run on one thread each. A small canvas's
+  // per-head matmuls are too small to split, and forking per matmul left a core spinning.
+  const int64_t work = int64_t(shape.heads) * nq * nk * hd;
+#pragma omp parallel if (work > (int64_t(1) << 16))
+  {
+    std::vector<float> qh(size_t(nq * hd)), kh(size_t(nk * hd)), vt(size_t(nk * hd)), scores(size_t(nq * nk)),
+        oh(size_t(nq * hd));
+    int loaded_group = -1;
+#pragma omp for schedule(static)
+    for (int h = 0; h < shape.heads; ++h) {
+      const int g = h / group;
+      if (g != loaded_group) {
+        // kh [nk, hd], vt [hd, nk] (transposed so P·V is a matmul against [out=hd, k=nk]).
+        for (int64_t r = 0; r < nk; ++r)
+          for (int d = 0; d < hd; ++d) {
+            kh[size_t(r * hd + d)] = k[r * kv_stride + int64_t(g) * hd + d];
+            vt[size_t(int64_t(d) * nk + r)] = v[r * kv_stride + int64_t(g) * hd + d];
+          }
+        loaded_group = g;
       }
-    for (int h = g * group; h < (g + 1) * group; ++h) {
       for (int64_t r = 0; r < nq; ++r) std::copy_n(q + r * q_stride + int64_t(h) * hd, hd, qh.data() + r * hd);
       matmul(qh.data(), nq, f32_matrix(kh.data(), nk, hd), nullptr, scores.data());  // [nq, nk]
       if (mask.block > 0)
