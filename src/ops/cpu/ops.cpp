@@ -11,15 +11,23 @@
 
 namespace unmask::ops {
 
+namespace {
+// Element-wise work below this many elements runs on the calling thread: a fork/join costs
+// a few microseconds, ~16K simple float ops. Above it both halves of a batched step's rows
+// (e.g. 135 rows x 256) are worth a thread each. Results do not depend on it: every element
+// is computed the same way on any thread.
+constexpr int64_t kParallelElements = 16384;
+}  // namespace
+
 void round_to_bf16(float* x, int64_t n) {
-#pragma omp parallel for schedule(static) if (n > 65536)
+#pragma omp parallel for schedule(static) if (n > kParallelElements)
   for (int64_t i = 0; i < n; ++i) x[i] = unmask::round_to_bf16(x[i]);
 }
 
 void rms_norm(const float* x, int64_t n, int64_t d, const TensorView& w, float eps, bool bf16, float* y) {
   std::vector<float> weight(static_cast<size_t>(d));
   for (int64_t j = 0; j < d; ++j) weight[size_t(j)] = load_as_f32(w, j);
-#pragma omp parallel for schedule(static) if (n * d > 65536)
+#pragma omp parallel for schedule(static) if (n * d > kParallelElements)
   for (int64_t r = 0; r < n; ++r) {
     const float* xr = x + r * d;
     float* yr = y + r * d;
@@ -46,7 +54,7 @@ void rope_neox(float* x, int64_t n, const int32_t* positions, const RopeParams& 
     inv_freq[size_t(j)] = 1.0f / std::pow(float(p.theta), exponent);
   }
   const int64_t row_stride = int64_t(p.heads) * p.head_dim;
-#pragma omp parallel for schedule(static) if (n * row_stride > 65536)
+#pragma omp parallel for schedule(static) if (n * row_stride > kParallelElements)
   for (int64_t r = 0; r < n; ++r) {
     std::vector<float> cos_t(static_cast<size_t>(half)), sin_t(static_cast<size_t>(half));
     for (int j = 0; j < half; ++j) {
@@ -214,7 +222,7 @@ void attention_reference(const float* q, const float* k, const float* v, const i
 }
 
 void silu_mul(float* gate, const float* up, int64_t n, bool bf16) {
-#pragma omp parallel for schedule(static) if (n > 65536)
+#pragma omp parallel for schedule(static) if (n > kParallelElements)
   for (int64_t i = 0; i < n; ++i) {
     float g = gate[i];
     float s = g / (1.0f + std::exp(-g));
@@ -225,7 +233,7 @@ void silu_mul(float* gate, const float* up, int64_t n, bool bf16) {
 }
 
 void add_inplace(float* x, const float* y, int64_t n, bool bf16) {
-#pragma omp parallel for schedule(static) if (n > 65536)
+#pragma omp parallel for schedule(static) if (n > kParallelElements)
   for (int64_t i = 0; i < n; ++i) x[i] = bf16 ? unmask::round_to_bf16(x[i] + y[i]) : x[i] + y[i];
 }
 
