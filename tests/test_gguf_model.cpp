@@ -9,8 +9,10 @@
 #include "ops/cpu/qmatmul.h"
 #include "test_util.h"
 #include "unmask/decode.h"
+#include "unmask/eval.h"
 #include "unmask/gguf.h"
 #include "unmask/quant.h"
+#include "unmask/tokenizer.h"
 
 namespace unmask {
 namespace {
@@ -184,6 +186,30 @@ TEST(GgufModel, UnusedPaddingTokensKeepTheirIds) {
   EXPECT_EQ(tok.vocab_size(), first_pad + 2);
   EXPECT_EQ(tok.decode(std::vector<int32_t>{first_pad + 1}), "[PAD1]");
   for (int32_t id : tok.encode("text [PAD0] [PAD1]", {.parse_special = true})) EXPECT_LT(id, first_pad);
+}
+
+// Issue 7's quantization-quality bar on the shipped default model: the masked-diffusion NLL
+// of its q8_0 / q4_k GGUF stays within 0.3% / 3% of its bf16 weights. Same windows and masks
+// for every weight type (same seed), so the difference is the weights', not Monte-Carlo noise.
+TEST(GgufModel, DefaultModelQuantizedNllStaysNearBf16) {
+  const std::string dir = test::data_dir() + "/../../models/unmask-coder-tiny";
+  const std::string text = test::read_text(test::data_dir() + "/../../scripts/reference/train_reference.py");
+  const std::vector<int32_t> tokens = Tokenizer::from_dir(dir).encode(text);
+  EvalOptions o;
+  o.samples = 48;
+  o.seq_len = 128;
+  o.seed = 3;
+  const double bf16 = evaluate_likelihood(*load_model(dir), tokens, o).nats_per_token;
+  TempDir tmp;
+  const std::string q8_path = export_gguf(dir, DType::Q8_0, tmp);
+  // `-m FOLDER --weights NAME.gguf` loads the GGUF as the whole model (no config.json here).
+  const auto q8_model = load_model(tmp.path(), LoadOptions{.weights_file = q8_path.substr(tmp.path().size() + 1)});
+  ASSERT_TRUE(q8_model->gguf);
+  const double q8 = evaluate_likelihood(*q8_model, tokens, o).nats_per_token;
+  const double q4k = evaluate_likelihood(*load_model(export_gguf(dir, DType::Q4_K, tmp)), tokens, o).nats_per_token;
+  EXPECT_LT(std::abs(q8 / bf16 - 1), 0.003) << "bf16 " << bf16 << " q8_0 " << q8;
+  EXPECT_LT(std::abs(q4k / bf16 - 1), 0.03) << "bf16 " << bf16 << " q4_k " << q4k;
+  EXPECT_NE(q4k, bf16);  // the q4_k weights really differ
 }
 
 TEST(GgufModel, RejectsUnsupportedFilesByName) {

@@ -66,7 +66,7 @@ void tokenizer_from_dir(const std::string& dir, const ModelConfig& c, GgufWriter
   std::string pre_name;
   for (const GgufPreTokenizer& p : gguf_pre_tokenizers())
     if (regex == p.regex) pre_name = p.names.front();
-  if (pre_name.empty()) fail("pre-tokenizer regex is not one GGUF names (llama3, qwen2, gpt-2)");
+  if (pre_name.empty()) fail("pre-tokenizer regex is not one GGUF names (llama3, qwen2, gpt-2, unmask-code)");
 
   w.set("tokenizer.ggml.model", GgufValue::string("gpt2"));
   w.set("tokenizer.ggml.pre", GgufValue::string(pre_name));

@@ -10,6 +10,7 @@
 #include "models/gguf_model.h"
 #include "unmask/error.h"
 #include "unmask/gguf.h"
+#include "unmask/tokenizer_train.h"
 
 namespace unmask {
 
@@ -29,6 +30,9 @@ const std::vector<GgufPreTokenizer>& gguf_pre_tokenizers() {
        R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)",
        true},
       {{"gpt-2"}, R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)", false},
+      // unmask's own code pre-tokenizer (train-tokenizer, the shipped default model): a
+      // name of ours, so llama.cpp does not know it; unmask reads such files back.
+      {{"unmask-code"}, kCodePreTokenizerPattern, false},
   };
   return table;
 }

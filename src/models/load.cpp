@@ -130,6 +130,9 @@ std::unique_ptr<Model> load_model(const std::string& dir, const LoadOptions& opt
     validate_config(model->config, dir);
     return model;
   }
+  // `-m DIR --weights model-q8_0.gguf`: a GGUF beside the folder's files is a whole model.
+  if (!options.weights_file.empty() && is_gguf_file(dir + "/" + options.weights_file))
+    return load_model(dir + "/" + options.weights_file, LoadOptions{});
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) throw Error(dir + ": not a model folder");
   auto model = std::make_unique<Model>();

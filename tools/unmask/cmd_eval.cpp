@@ -16,6 +16,7 @@
 #include "models/gguf_model.h"
 #include "unmask/error.h"
 #include "unmask/eval.h"
+#include "unmask/gguf.h"
 #include "unmask/model.h"
 #include "unmask/tokenizer.h"
 
@@ -35,7 +36,7 @@ void run_eval(const EvalArgs& a) {
   if (!f) throw Error(a.data + ": cannot open");
   const std::string text(std::istreambuf_iterator<char>(f), {});
   auto model = load_model(a.model_dir, LoadOptions{.weights_file = a.weights});
-  const Tokenizer tok = model->gguf ? load_gguf_tokenizer(a.model_dir) : Tokenizer::from_dir(a.model_dir);
+  const Tokenizer tok = model->gguf ? load_gguf_tokenizer(model->gguf->path()) : Tokenizer::from_dir(a.model_dir);
   const std::vector<int32_t> tokens = tok.encode(text, EncodeOptions{.parse_special = false, .add_special_tokens = false});
   EvalOptions o;
   o.samples = a.samples;

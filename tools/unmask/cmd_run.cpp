@@ -27,6 +27,7 @@
 #include "unmask/chat_template.h"
 #include "unmask/decode.h"
 #include "unmask/error.h"
+#include "unmask/gguf.h"
 #include "unmask/model.h"
 #include "unmask/tokenizer.h"
 
@@ -244,7 +245,7 @@ void run_generate(const RunArgs& a) {
   if (int(a.prompt.empty()) + int(a.ids.empty()) + int(!infill) != 2)
     throw Error("give exactly one of -p/--prompt TEXT, --ids 1,2,3 or --infill TEMPLATE");
   std::optional<Tokenizer> tokenizer;
-  if (model->gguf) tokenizer = load_gguf_tokenizer(a.model_dir);  // a .gguf embeds its tokenizer
+  if (model->gguf) tokenizer = load_gguf_tokenizer(model->gguf->path());  // a .gguf embeds its tokenizer
   else if (std::filesystem::exists(a.model_dir + "/tokenizer.json")) tokenizer = Tokenizer::from_dir(a.model_dir);
   if (c.special.mask < 0) throw Error(a.model_dir + ": the model declares no mask token (config mask_token_id)");
   if (infill && !tokenizer) throw Error(a.model_dir + ": no tokenizer.json, so --infill is unavailable");
