@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Installs every build and test dependency of unmask from Debian 12 packages.
+# Installs every build and test dependency of unmask from Debian 12 packages
+# (python3-matplotlib: the benchmark plots, bench/plot_forward_rows.py).
 set -euo pipefail
 PKGS=(build-essential cmake pkg-config git
       libgtest-dev libgmock-dev libbenchmark-dev
       nlohmann-json3-dev libpcre2-dev libcli11-dev libcpp-httplib-dev
-      clang libclang-rt-14-dev python3 chromium xz-utils)
+      clang libclang-rt-14-dev python3 python3-matplotlib chromium xz-utils)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
