@@ -5,7 +5,11 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <set>
+#include <string>
+#include <thread>
+#include <vector>
 
 #include "server/committed_text.h"
 #include "test_server_util.h"
@@ -84,11 +88,22 @@ TEST(ServerApi, ModelsHealthMetricsAndPlayground) {
   EXPECT_EQ(http_call(s.port, "GET", "/app.js").status, 200);
   EXPECT_EQ(http_call(s.port, "GET", "/style.css").status, 200);
   ASSERT_EQ(post_json(s.port, "/v1/chat/completions", chat_request("hi", 8, 0, 0)).status, 200);
-  const HttpResult metrics = http_call(s.port, "GET", "/metrics");
+  const std::vector<std::string> names = {"unmask_requests_completed_total 1", "unmask_queue_depth 0",
+                                          "unmask_tokens_per_second", "unmask_forwards_per_second",
+                                          "unmask_forwards_total",
+                                          "unmask_http_responses_total{path=\"/v1/chat/completions\",status=\"200\"} 1"};
+  const auto has_all = [&](const std::string& body) {
+    return std::all_of(names.begin(), names.end(), [&](const std::string& n) { return body.find(n) != std::string::npos; });
+  };
+  // A response is counted once it has been written, which can be just after the client has
+  // read it: poll briefly (up to ~2 s) rather than race the server's bookkeeping.
+  HttpResult metrics = http_call(s.port, "GET", "/metrics");
+  for (int tries = 0; tries < 100 && metrics.status == 200 && !has_all(metrics.body); ++tries) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    metrics = http_call(s.port, "GET", "/metrics");
+  }
   ASSERT_EQ(metrics.status, 200);
-  for (const char* name : {"unmask_requests_completed_total 1", "unmask_queue_depth 0", "unmask_tokens_per_second",
-                           "unmask_forwards_per_second", "unmask_forwards_total",
-                           "unmask_http_responses_total{path=\"/v1/chat/completions\",status=\"200\"} 1"})
+  for (const std::string& name : names)
     EXPECT_NE(metrics.body.find(name), std::string::npos) << name << "\n" << metrics.body;
 }
 
