@@ -1,5 +1,5 @@
 // `unmask run --decoder reference` on the block-causal families drives each family's own
-// paper decoder (llada2_generate / sdar_generate / fast_dllm_v2_generate) through the CLI.
+// paper decoder (family_reference_generate: llada2 / sdar / fast_dllm_v2 generate).
 #include <gtest/gtest.h>
 
 #include <sstream>
@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "test_util.h"
-#include "unmask/decode.h"
+#include "unmask/family_decode.h"
 #include "unmask/model.h"
 
 namespace unmask {
@@ -46,39 +46,9 @@ TEST_P(RunReference, CliPrintsWhatTheFamilyDecoderReturns) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const std::vector<int32_t> printed = parse_ids(r.out.substr(0, r.out.find('\n')));
 
-  // The same decoder called in-process with the model-card defaults the CLI documents.
+  // The same decoders called in-process with the model-card settings.
   const LogitSource src = model_logit_source(*model, LogitSourceOptions{.attention_block = c.attention_block});
-  std::vector<int32_t> expect;
-  if (c.family == "llada2") {
-    Llada2GenerateOptions o;
-    o.gen_length = gen;
-    o.block_length = o.steps = c.attention_block;
-    o.mask_id = c.special.mask;
-    o.eos_id = c.special.eos;
-    o.eos_early_stop = true;
-    expect = llada2_generate(src, prompt, o).output;
-  } else if (c.family == "sdar") {
-    SdarGenerateOptions o;
-    o.gen_length = gen;
-    o.block_length = o.denoising_steps = c.attention_block;
-    o.mask_id = c.special.mask;
-    o.stop_ids = {c.special.eos};
-    if (c.special.eot >= 0) o.stop_ids.push_back(c.special.eot);
-    expect = sdar_generate(src, prompt, o);
-    expect.resize(std::min(expect.size(), prompt.size() + size_t(gen)));
-  } else {
-    FastDllmV2Options o;
-    o.max_new_tokens = (gen + c.attention_block - 1) / c.attention_block * c.attention_block;
-    o.block_size = c.attention_block;
-    o.small_block_size = std::min(8, c.attention_block);
-    o.threshold = 0.9;
-    o.temperature = 0;
-    o.use_block_cache = true;
-    o.mask_id = c.special.mask;
-    o.stop_token = c.special.eos;
-    expect = fast_dllm_v2_generate(src, prompt, o);
-    expect.resize(std::min(expect.size(), prompt.size() + size_t(gen)));
-  }
+  const std::vector<int32_t> expect = family_reference_generate(*model, src, prompt, gen, FamilyDecodeOptions{});
   const std::vector<int32_t> answer(expect.begin() + std::ptrdiff_t(prompt.size()), expect.end());
   EXPECT_EQ(printed, answer) << r.out;
   EXPECT_NE(r.err.find("forwards"), std::string::npos) << r.err;

@@ -27,6 +27,7 @@
 #include "unmask/chat_template.h"
 #include "unmask/decode.h"
 #include "unmask/error.h"
+#include "unmask/family_decode.h"
 #include "unmask/gguf.h"
 #include "unmask/model.h"
 #include "unmask/tokenizer.h"
@@ -163,65 +164,6 @@ BlockDecoderOptions fast_options(const RunArgs& a, const Model& model, int lengt
   return o;
 }
 
-struct BlockFamilyRun {
-  std::vector<int32_t> canvas;  // prompt + answer slots
-  bool fixed_tail = false;      // the canvas is padded to whole blocks past gen-length
-};
-
-// The block-causal families' paper decoders (include/unmask/decode.h), with the model
-// card defaults; block length = the model's attention block.
-BlockFamilyRun run_block_family_reference(const RunArgs& a, const Model& model, const LogitSource& source,
-                                          const std::vector<int32_t>& prompt, int length,
-                                          const StepCallback& on_step) {
-  const ModelConfig& c = model.config;
-  const double temperature =
-      a.temperature.value_or(model.generation.has_temperature ? model.generation.temperature : 0.0);
-  const double top_p = a.top_p.value_or(model.generation.has_top_p ? model.generation.top_p : 1.0);
-  const auto set_token_choice = [&](auto& o) {  // llada2 / sdar: same sampling fields
-    o.temperature = temperature;
-    o.top_p = top_p;
-    o.top_k = a.top_k.value_or(0);
-    o.mask_id = c.special.mask;
-    o.seed = a.seed;
-  };
-  if (c.family == "llada2") {
-    Llada2GenerateOptions o;
-    set_token_choice(o);
-    o.gen_length = length;
-    o.block_length = c.attention_block;
-    o.steps = a.steps.value_or(c.attention_block);
-    o.eos_id = c.special.eos;
-    o.eos_early_stop = true;
-    return {llada2_generate(source, prompt, o, on_step).output, false};
-  }
-  if (c.family == "sdar") {
-    SdarGenerateOptions o;
-    set_token_choice(o);
-    o.gen_length = length;
-    o.block_length = c.attention_block;
-    o.denoising_steps = a.steps.value_or(c.attention_block);
-    for (int32_t id : {c.special.eos, c.special.eot})
-      if (id >= 0) o.stop_ids.push_back(id);
-    return {sdar_generate(source, prompt, o, on_step), true};
-  }
-  if (c.family == "fast_dllm_v2") {
-    FastDllmV2Options o;
-    // Its generate decodes max_new_tokens / block_size whole blocks: round up, then cut.
-    o.max_new_tokens = (length + c.attention_block - 1) / c.attention_block * c.attention_block;
-    o.block_size = c.attention_block;
-    o.small_block_size = std::min(8, c.attention_block);
-    o.threshold = 0.9;
-    o.temperature = temperature;
-    o.top_p = top_p;
-    o.use_block_cache = true;
-    o.mask_id = c.special.mask;
-    o.stop_token = c.special.eos;
-    o.seed = a.seed;
-    return {fast_dllm_v2_generate(source, prompt, o, on_step), true};
-  }
-  throw Error("--decoder reference: no reference decoder for the block-causal family '" + c.family + "'");
-}
-
 void print_summary(int forwards, int tokens, double seconds) {
   std::fprintf(stderr, "unmask: %d forwards, %d tokens in %.2f s: %.1f tokens/s, %.2f forwards/token\n", forwards,
                tokens, seconds, seconds > 0 ? tokens / seconds : 0.0, tokens > 0 ? double(forwards) / tokens : 0.0);
@@ -284,9 +226,13 @@ void run_generate(const RunArgs& a) {
     tokens = r.generated;
     if (infill) answer_begin = 0;
   } else if (c.attention_block > 0) {  // llada2 / sdar / fast_dllm_v2: their own generate
-    BlockFamilyRun r = run_block_family_reference(a, *model, source, prompt, length, on_step);
-    canvas = std::move(r.canvas);
-    if (r.fixed_tail) canvas.resize(std::min(canvas.size(), prompt.size() + size_t(length)));
+    const FamilyDecodeOptions fo{
+        .steps = a.steps,
+        .temperature = a.temperature.value_or(model->generation.has_temperature ? model->generation.temperature : 0.0),
+        .top_p = a.top_p.value_or(model->generation.has_top_p ? model->generation.top_p : 1.0),
+        .top_k = a.top_k.value_or(0),
+        .seed = a.seed};
+    canvas = family_reference_generate(*model, source, prompt, length, fo, on_step);
   } else if (c.family == "dream") {
     DreamGenerateOptions o;
     o.max_new_tokens = length;
