@@ -7,24 +7,18 @@
 #include <cmath>
 #include <numeric>
 
+#include "core/splitmix64.h"
 #include "unmask/error.h"
 
 namespace unmask {
 
 namespace {
 
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-
 // A small explicit generator (not <random>'s distributions, whose output is
 // implementation-defined) so that a seed means the same samples everywhere.
 struct SampleRng {
   uint64_t state;
-  uint64_t next() { return state = splitmix64(state); }
+  uint64_t next() { return state = splitmix64_at(state); }
   double uniform() { return double(next() >> 11) * 0x1.0p-53; }  // [0, 1)
   // Uniform in [0, n) (n small: the modulo bias is below 2^-40).
   uint64_t below(uint64_t n) { return next() % n; }
@@ -39,12 +33,12 @@ struct Sample {
 std::vector<Sample> draw_samples(int n, int windows, int L, uint64_t seed) {
   std::vector<int> stratum(static_cast<size_t>(n));
   std::iota(stratum.begin(), stratum.end(), 0);
-  SampleRng order{splitmix64(seed ^ 0x5eed0fa11ull)};
+  SampleRng order{splitmix64_at(seed ^ 0x5eed0fa11ull)};
   for (size_t i = stratum.size(); i > 1; --i) std::swap(stratum[i - 1], stratum[order.below(i)]);
   std::vector<Sample> out(static_cast<size_t>(n));
   std::vector<int32_t> slots(static_cast<size_t>(L));
   for (int i = 0; i < n; ++i) {
-    SampleRng rng{splitmix64(seed) ^ splitmix64(uint64_t(i) + 1)};
+    SampleRng rng{splitmix64_at(seed) ^ splitmix64_at(uint64_t(i) + 1)};
     Sample& s = out[size_t(i)];
     s.window = n >= windows ? i % windows : int(int64_t(i) * windows / n);
     const double t = (stratum[size_t(i)] + rng.uniform()) / n;

@@ -6,6 +6,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/splitmix64.h"
 #include "unmask/error.h"
 #include "unmask/quant.h"
 
@@ -13,15 +14,8 @@ namespace unmask {
 
 namespace {
 
-// splitmix64 finalizer: a counter-based generator, so element i of tensor t gets the same
+// Values from splitmix64_at keyed by (tensor, element): element i of tensor t gets the same
 // value whichever thread fills it.
-uint64_t mix(uint64_t z) {
-  z += 0x9e3779b97f4a7c15ull;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
 class Builder {
  public:
   Builder(Model& m, DType dtype, uint64_t seed) : model_(m), dtype_(dtype), seed_(seed) {}
@@ -35,13 +29,13 @@ class Builder {
     for (int64_t d : shape) v.shape[size_t(i++)] = d;
     const int64_t count = v.numel();
     std::vector<uint8_t>& buf = model_.owned.emplace_back(size_t(count) * dtype_size(v.dtype));
-    const uint64_t key = mix(seed_ ^ mix(++tensors_));
+    const uint64_t key = splitmix64_at(seed_ ^ splitmix64_at(++tensors_));
     const bool bf16 = v.dtype == DType::BF16;
     uint8_t* dst = buf.data();
 #pragma omp parallel for schedule(static)
     for (int64_t j = 0; j < count; ++j) {
       // Top 24 bits -> uniform in [-1, 1).
-      const float u = float(mix(key + uint64_t(j)) >> 40) * 0x1p-23f - 1.0f;
+      const float u = float(splitmix64_at(key + uint64_t(j)) >> 40) * 0x1p-23f - 1.0f;
       const float value = center + half_width * u;
       if (bf16) {
         const uint16_t h = f32_to_bf16(value);

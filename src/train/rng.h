@@ -9,13 +9,14 @@
 #include <cmath>
 #include <cstdint>
 
+#include "core/splitmix64.h"
+
 namespace unmask::train {
 
 inline uint64_t splitmix64(uint64_t& state) {
-  uint64_t z = (state += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
+  const uint64_t z = splitmix64_at(state);
+  state += 0x9e3779b97f4a7c15ull;
+  return z;
 }
 
 // Purposes, so streams of different decisions never coincide.
