@@ -265,6 +265,38 @@ TEST(QuantMatmul, EveryIsaMatchesReference) {
   }
 }
 
+// AVX-512 decodes F16 / block weights one [128, 512] block at a time into the f32 kernel:
+// the result is bit-for-bit the f32 kernel's on the decoded weights, for several column
+// blocks, a partial last k block (768 = 512 + 256) and row counts in both work splits.
+TEST(QuantMatmul, Avx512DecodedBlocksEqualTheF32KernelOnDecodedWeights) {
+  if (!ops::isa_available(ops::Isa::kAvx512)) GTEST_SKIP() << "no AVX-512 on this CPU";
+  const int64_t out = 301, k = 768;
+  for (DType t : {DType::F16, DType::Q4_0, DType::Q4_K, DType::Q6_K}) {
+    std::vector<uint8_t> wbytes(dtype_row_bytes(t, out * k));
+    std::vector<float> decoded(size_t(out * k));
+    for (int64_t r = 0; r < out; ++r) {
+      const std::vector<float> row = random_row(k, uint32_t(r) + 7);
+      quant::quantize_row(t, row.data(), wbytes.data() + size_t(r) * dtype_row_bytes(t, k), k);
+      quant::dequantize_row(t, wbytes.data() + size_t(r) * dtype_row_bytes(t, k), decoded.data() + r * k, k);
+    }
+    TensorView w, wf;
+    w.data = wbytes.data();
+    w.dtype = t;
+    w.ndim = wf.ndim = 2;
+    w.shape = wf.shape = {out, k, 0, 0};
+    wf.data = decoded.data();
+    wf.dtype = DType::F32;
+    for (int64_t n : {1, 7, 40}) {
+      const std::vector<float> x = random_row(n * k, uint32_t(n) + 3), bias = random_row(out, 11);
+      std::vector<float> got(size_t(n * out), NAN), want(size_t(n * out), NAN);
+      ops::matmul_with_isa(ops::Isa::kAvx512, x.data(), n, w, bias.data(), got.data());
+      ops::matmul_with_isa(ops::Isa::kAvx512, x.data(), n, wf, bias.data(), want.data());
+      for (size_t i = 0; i < got.size(); ++i)
+        ASSERT_EQ(got[i], want[i]) << dtype_name(t) << " n=" << n << " at " << i;
+    }
+  }
+}
+
 // The int8 Q8_0 kernel: against its scalar reference on odd sizes (odd block counts,
 // row and column remainders of the 4x4 micro-kernel), and the activation rounding
 // against the f32 product: |y_int8 - y_f32| <= sum over blocks of d_x/2 * sum |w|.

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "test_util.h"
+#include "train/checkpoint.h"
 #include "train/data.h"
 #include "unmask/model.h"
 #include "unmask/tokenizer.h"
@@ -57,6 +58,36 @@ TEST(TrainObjective, TimesAreStratifiedAcrossTheBatch) {
       EXPECT_LE(t[size_t(b)], (b + 1) / 8.0);
     }
   }
+}
+
+// Bell sampling: t_b is the Beta(2, 2) quantile of the b-th stratum, so F(t_b) = 3t^2 - 2t^3
+// falls in (b/B, (b+1)/B], and over many steps t has Beta(2, 2)'s mean 1/2 and variance 1/20
+// (uniform's is 1/12) with fewer sequences near t = 0 or 1.
+TEST(TrainObjective, BellTimesAreBetaTwoTwoQuantilesOfTheStrata) {
+  ObjectiveOptions o = objective(8, 16);
+  o.time_sampling = TimeSampling::kBell;
+  double sum = 0, sum2 = 0, outer = 0;
+  int n = 0;
+  for (int64_t step = 0; step < 4000; ++step) {
+    const std::vector<double> t = stratified_times(o, step);
+    for (int b = 0; b < 8; ++b) {
+      const double x = t[size_t(b)], cdf = 3 * x * x - 2 * x * x * x;
+      ASSERT_GT(x, 0.0);
+      ASSERT_LE(x, 1.0);
+      EXPECT_GT(cdf, b / 8.0 - 1e-9);
+      EXPECT_LE(cdf, (b + 1) / 8.0 + 1e-9);
+      sum += x;
+      sum2 += x * x;
+      outer += (x < 0.1 || x > 0.9) ? 1 : 0;
+      ++n;
+    }
+  }
+  const double mean = sum / n, var = sum2 / n - mean * mean;
+  EXPECT_NEAR(mean, 0.5, 0.01);
+  EXPECT_NEAR(var, 0.05, 0.003);
+  EXPECT_NEAR(outer / n, 2 * (3 * 0.01 - 2 * 0.001), 0.01);  // P(t < 0.1) = F(0.1) = 0.028, twice
+  EXPECT_THROW(time_sampling_from_name("gaussian"), Error);
+  EXPECT_EQ(time_sampling_from_name(time_sampling_name(TimeSampling::kBell)), TimeSampling::kBell);
 }
 
 TEST(TrainObjective, PretrainBatchMasksWithWeightOneOverPBL) {
@@ -189,6 +220,37 @@ TEST(TrainLoop, ResumeContinuesBitForBit) {
   EXPECT_EQ(test::read_file(f.dir.file("full/model.safetensors")), test::read_file(f.dir.file("resumed/model.safetensors")));
   // Not vacuous: steps see different batches, so equal losses need identical state.
   EXPECT_NE(a.losses[3], a.losses[4]);
+}
+
+// --init-from: a new run (here with longer sequences) starts from the checkpoint's f32
+// weights and shape, with fresh AdamW moments and its own step count. With lr 0 the
+// weights must come out unchanged, which they would not if the run re-initialised them.
+TEST(TrainLoop, InitFromStartsANewRunFromACheckpointsWeights) {
+  Fixture f;
+  f.options.out_dir = f.dir.file("short");
+  f.options.steps = 4;
+  run_training(f.options);
+  const CheckpointData a = load_checkpoint(f.dir.file("short"));
+
+  TrainOptions next = f.options;
+  next.init_from = f.dir.file("short");
+  next.out_dir = f.dir.file("long");
+  next.shape.hidden = 64;  // ignored: the checkpoint's shape wins
+  next.seq_len = 40;
+  next.steps = 3;
+  next.lr = 0;
+  const TrainSummary s = run_training(next);
+  EXPECT_EQ(s.first_step, 0);
+  ASSERT_EQ(s.losses.size(), 3u);
+  const CheckpointData b = load_checkpoint(f.dir.file("long"));
+  EXPECT_EQ(b.layout.shape.hidden, 32);
+  EXPECT_EQ(b.state["step"].get<int64_t>(), 3);
+  EXPECT_EQ(b.state["seq_len"].get<int>(), 40);
+  EXPECT_EQ(b.params, a.params);
+  EXPECT_NE(b.adam_m, a.adam_m);  // three fresh steps, not the first run's four
+
+  next.resume_dir = f.dir.file("short");
+  EXPECT_THROW(run_training(next), Error);
 }
 
 TEST(TrainLoop, CheckpointLoadsAsALladaModel) {

@@ -23,6 +23,15 @@ struct ModelShape {
   int max_context = 4096;  // written to config.json (max_sequence_length)
 };
 
+// How the per-sequence masking times t are drawn (docs/training.md). kUniform is
+// LLaDA's t ~ U(0, 1]; kBell draws t from Beta(2, 2) (more sequences at middle mask
+// ratios, where a masked token's neighbours are often visible and the locality of code
+// is learned first) and keeps the 1/p weight of each masked token.
+enum class TimeSampling { kUniform, kBell };
+const char* time_sampling_name(TimeSampling s);
+// Throws Error naming the value when it is not "uniform" or "bell".
+TimeSampling time_sampling_from_name(const std::string& name);
+
 // Named sizes ("tiny", "small"); vocab is left 0 (it comes from the tokenizer).
 // Throws Error for an unknown name.
 ModelShape preset_shape(const std::string& name);
@@ -37,6 +46,8 @@ struct TrainOptions {
   std::string out_dir;                  // checkpoint folder (written at the end, every save_every, on stop)
   std::string log_path;                 // JSONL log; empty = none
   std::string resume_dir;               // continue from this checkpoint folder
+  std::string init_from;                // new run starting from this checkpoint's f32 weights
+                                        // (its shape; fresh AdamW moments and schedule)
   ModelShape shape;                     // vocab 0 = the tokenizer's size
   int64_t steps = 50;
   int batch = 8, seq_len = 128;
@@ -48,6 +59,7 @@ struct TrainOptions {
   int64_t save_every = 0;  // 0 = only at the end
   bool sft = false;
   uint64_t seed = 1;
+  TimeSampling time_sampling = TimeSampling::kUniform;
   DType compute = DType::F32;     // matmul operands: F32 or BF16 (master weights stay f32)
   DType save_dtype = DType::BF16; // model.safetensors dtype: F32 or BF16
   bool progress = true;           // progress bar on stderr

@@ -2,6 +2,7 @@
 #include "train/data.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -97,11 +98,27 @@ std::vector<SftExample> load_sft(const std::vector<std::string>& files, const To
   return out;
 }
 
+namespace {
+
+// Quantile of Beta(2, 2), whose CDF is F(t) = 3t^2 - 2t^3: with t = 1/2 + s the equation
+// F(t) = u is the depressed cubic s^3 - (3/4)s + (u - 1/2)/2 = 0, whose root in
+// [-1/2, 1/2] is s = cos(acos(1 - 2u) / 3 - 2pi/3).
+double beta22_quantile(double u) {
+  const double pi = 3.14159265358979323846;
+  return 0.5 + std::cos(std::acos(std::clamp(1.0 - 2.0 * u, -1.0, 1.0)) / 3.0 - 2.0 * pi / 3.0);
+}
+
+}  // namespace
+
 std::vector<double> stratified_times(const ObjectiveOptions& o, int64_t step) {
   Rng rng(o.seed, Stream::kTime, uint64_t(step));
   const double u = rng.uniform();
   std::vector<double> t(size_t(o.batch));
-  for (int b = 0; b < o.batch; ++b) t[size_t(b)] = (double(b) + 1.0 - u) / double(o.batch);
+  for (int b = 0; b < o.batch; ++b) {
+    const double s = (double(b) + 1.0 - u) / double(o.batch);
+    // Quantile 0 would give t = 0 (p = eps); the stratum keeps it above 0 anyway.
+    t[size_t(b)] = o.time_sampling == TimeSampling::kBell ? std::max(beta22_quantile(s), 1e-6) : s;
+  }
   return t;
 }
 

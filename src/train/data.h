@@ -38,10 +38,12 @@ struct ObjectiveOptions {
   double eps = 1e-3;        // p = (1 - eps) t + eps
   double cut_prob = 0.01;   // probability that a batch is cut to a random length in [1, seq_len]
   uint64_t seed = 1;
+  TimeSampling time_sampling = TimeSampling::kUniform;
 };
 
-// The per-sequence times of a step: t_b = (b + 1 - u) / B with one u ~ U[0, 1) per step
-// (stratified: one t in each of the B strata of (0, 1]).
+// The per-sequence times of a step: s_b = (b + 1 - u) / B with one u ~ U[0, 1) per step
+// (stratified: one s in each of the B strata of (0, 1]); t_b = s_b for kUniform, and
+// the Beta(2, 2) quantile of s_b for kBell (same strata, in probability).
 std::vector<double> stratified_times(const ObjectiveOptions& o, int64_t step);
 
 // B random windows of the corpus; every position masked with probability p_b; scored

@@ -17,6 +17,14 @@
 
 namespace unmask {
 
+const char* time_sampling_name(TimeSampling s) { return s == TimeSampling::kBell ? "bell" : "uniform"; }
+
+TimeSampling time_sampling_from_name(const std::string& name) {
+  if (name == "uniform") return TimeSampling::kUniform;
+  if (name == "bell") return TimeSampling::kBell;
+  throw Error("time sampling must be 'uniform' or 'bell', got '" + name + "'");
+}
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -37,11 +45,12 @@ struct RunSettings {
   bool sft = false;
   uint64_t seed = 0;
   DType compute = DType::F32;
+  TimeSampling time_sampling = TimeSampling::kUniform;
 };
 
 RunSettings settings_from_options(const TrainOptions& o) {
   return {o.batch, o.seq_len, o.steps, o.warmup, o.lr, o.min_lr_ratio, o.beta1, o.beta2, o.adam_eps,
-          o.weight_decay, o.clip, o.sft, o.seed, o.compute};
+          o.weight_decay, o.clip, o.sft, o.seed, o.compute, o.time_sampling};
 }
 
 nlohmann::json state_json(const RunSettings& r, const ModelShape& shape, int64_t step) {
@@ -63,7 +72,8 @@ nlohmann::json state_json(const RunSettings& r, const ModelShape& shape, int64_t
           {"weight_decay", r.weight_decay},
           {"clip", r.clip},
           {"sft", r.sft},
-          {"compute", dtype_word(r.compute)}};
+          {"compute", dtype_word(r.compute)},
+          {"time_sampling", time_sampling_name(r.time_sampling)}};
 }
 
 // A resumed run keeps the checkpoint's settings (only the total step count may change,
@@ -85,6 +95,8 @@ RunSettings settings_from_state(const nlohmann::json& j, int64_t steps, const st
     r.sft = j.at("sft").get<bool>();
     r.seed = j.at("seed").get<uint64_t>();
     r.compute = dtype_from_word(j.at("compute").get<std::string>(), file);
+    // Absent in checkpoints written before the option existed: they sampled uniformly.
+    r.time_sampling = time_sampling_from_name(j.value("time_sampling", std::string("uniform")));
     return r;
   } catch (const nlohmann::json::exception& e) {
     throw Error(file + ": " + e.what());
@@ -132,6 +144,7 @@ TrainSummary run_training(const TrainOptions& o) {
   CheckpointData ck;
   RunSettings run;
   int64_t start = 0;
+  check(o.init_from.empty() || o.resume_dir.empty(), "train: give --resume or --init-from, not both");
   if (!o.resume_dir.empty()) {
     ck = train::load_checkpoint(o.resume_dir);
     start = ck.state["step"].get<int64_t>();
@@ -141,14 +154,23 @@ TrainSummary run_training(const TrainOptions& o) {
               " differs from the tokenizer's " + std::to_string(tok.vocab_size()));
   } else {
     run = settings_from_options(o);
-    ModelShape shape = o.shape;
+    // A run started from another checkpoint (e.g. longer sequences after a short-sequence
+    // phase) takes that checkpoint's shape and weights; only the optimizer starts afresh.
+    CheckpointData init;
+    if (!o.init_from.empty()) init = train::load_checkpoint(o.init_from);
+    ModelShape shape = o.init_from.empty() ? o.shape : init.layout.shape;
     if (shape.vocab == 0) shape.vocab = tok.vocab_size();
     check(shape.vocab >= tok.vocab_size(), "train: vocab " + std::to_string(shape.vocab) +
                                                " is smaller than the tokenizer's " + std::to_string(tok.vocab_size()));
     shape.max_context = std::max(shape.max_context, o.seq_len);
     ck.layout = train::make_param_layout(shape);
-    ck.params.resize(ck.layout.total);
-    train::init_params(ck.layout, run.seed, ck.params.data());
+    if (o.init_from.empty()) {
+      ck.params.resize(ck.layout.total);
+      train::init_params(ck.layout, run.seed, ck.params.data());
+    } else {
+      check(init.params.size() == ck.layout.total, o.init_from + ": parameter count does not match its shape");
+      ck.params = std::move(init.params);
+    }
     ck.adam_m.assign(ck.layout.total, 0.0f);
     ck.adam_v.assign(ck.layout.total, 0.0f);
   }
@@ -203,7 +225,8 @@ TrainSummary run_training(const TrainOptions& o) {
                    static_cast<long long>(step), r.nats_per_token, r.nats_per_token_se, r.bits_per_byte);
   };
 
-  const train::ObjectiveOptions obj{run.batch, run.seq_len, special.mask, special.eos, 1e-3, 0.01, run.seed};
+  const train::ObjectiveOptions obj{run.batch,  run.seq_len, special.mask, special.eos, 1e-3, 0.01, run.seed,
+                                    run.time_sampling};
   const train::LrSchedule schedule{run.lr, run.min_lr_ratio, run.warmup, run.steps};
   const train::AdamWOptions adam{run.beta1, run.beta2, run.adam_eps, run.weight_decay};
   const train::StepOptions step_options{run.compute};

@@ -25,7 +25,7 @@ extern "C" void on_sigint(int) { g_stop_requested.store(true); }
 
 struct TrainArgs {
   TrainOptions o;
-  std::string preset, compute = "f32", save_dtype = "bf16";
+  std::string preset, compute = "f32", save_dtype = "bf16", time_sampling = "uniform";
   int hidden = 0, layers = 0, heads = 0, ffn = 0, threads = 0, vocab = 4096;
   bool bench = false;
 };
@@ -68,9 +68,10 @@ void run_train(TrainArgs& a) {
   if (a.layers > 0) o.shape.layers = a.layers;
   if (a.heads > 0) o.shape.heads = a.heads;
   if (a.ffn > 0) o.shape.ffn = a.ffn;
-  if (o.resume_dir.empty() && (o.shape.hidden == 0 || o.shape.layers == 0 || o.shape.heads == 0 || o.shape.ffn == 0))
+  if (o.resume_dir.empty() && o.init_from.empty() && (o.shape.hidden == 0 || o.shape.layers == 0 || o.shape.heads == 0 || o.shape.ffn == 0))
     throw Error("train: give --preset tiny|small or all of --hidden --layers --heads --ffn");
   o.compute = dtype_arg(a.compute, "--compute");
+  o.time_sampling = time_sampling_from_name(a.time_sampling);
   if (a.bench) {
     run_bench(a);
     return;
@@ -125,8 +126,13 @@ void register_train(CLI::App& app) {
   cmd->add_option("--log", o.log_path, "JSONL log: one object per step and per evaluation");
   cmd->add_option("--stop-after", o.stop_after, "Checkpoint and stop after this many steps (resumable)");
   cmd->add_option("--resume", o.resume_dir, "Continue exactly from this checkpoint folder");
+  cmd->add_option("--init-from", o.init_from,
+                  "Start a new run from this checkpoint's weights and shape (fresh optimizer and schedule)");
   cmd->add_flag("--sft", o.sft, "SFT: .jsonl with prompt/response; only the response is masked");
   cmd->add_option("--seed", o.seed, "Seed of init, data order and masks")->capture_default_str();
+  cmd->add_option("--time-sampling", a->time_sampling,
+                  "Masking times: uniform (LLaDA, t ~ U(0,1]) | bell (t ~ Beta(2,2), stratified)")
+      ->capture_default_str();
   cmd->add_option("--threads", a->threads, "Worker threads (default: all cores)");
   cmd->add_option("--compute", a->compute, "Matmul precision: f32 | bf16 (master weights stay f32)")
       ->capture_default_str();

@@ -1,4 +1,5 @@
-// Panel-dequantizing matmul for F16 / block-quantized weights (contract in qmatmul.h).
+// Matmul for F16 / block-quantized weights (contract in qmatmul.h): the int8 Q8_0 kernel,
+// the AVX-512 f32 kernel on per-block decoded weights, or per-thread f32 panels.
 #include "ops/cpu/qmatmul.h"
 
 #include <immintrin.h>
@@ -78,7 +79,22 @@ void qmatmul(Isa isa, const float* x, int64_t n, const TensorView& w, const floa
                                        threads_for(n, k, out, (out + 63) / 64));  // units of 64 W rows
     return;
   }
-  // Panel rows: ~1 MiB of f32 weights (fits L2 next to the x tile the f32 kernel streams),
+  if (isa == Isa::kAvx512) {  // the f32 kernel decoding one [128, 512] weight block at a time
+    matmul_detail::Problem p;
+    p.x = x;
+    p.w = w.data;
+    p.dtype = w.dtype;
+    p.row_bytes = int64_t(dtype_row_bytes(w.dtype, k));
+    p.bias = bias;
+    p.y = y;
+    p.n = n;
+    p.k = k;
+    p.out = out;
+    p.threads = threads_for(n, k, out, (out + 3) / 4);  // units of whole 4-column tiles at least
+    matmul_detail::matmul_avx512(p);
+    return;
+  }
+  // Other ISAs: panels of ~1 MiB of f32 weights (fits L2 next to the x tile the f32 kernel streams),
   // at least 16 rows so the kernel's column blocking has work.
   const int64_t panel = std::clamp<int64_t>((int64_t(1) << 20) / (4 * std::max<int64_t>(k, 1)), 16, 512);
   const int64_t n_panels = (out + panel - 1) / panel;
@@ -92,10 +108,7 @@ void qmatmul(Isa isa, const float* x, int64_t n, const TensorView& w, const floa
       wpanel.resize(size_t(rows * k));
       ypanel.resize(size_t(n * rows));
       for (int64_t r = 0; r < rows; ++r) {
-        if (w.dtype == DType::F16 && isa == Isa::kAvx512)
-          qmatmul_detail::f16_row_avx512(w.row_bytes(c0 + r), wpanel.data() + r * k, k);
-        else
-          quant::dequantize_row(w.dtype, w.row_bytes(c0 + r), wpanel.data() + r * k, k);
+        quant::dequantize_row(w.dtype, w.row_bytes(c0 + r), wpanel.data() + r * k, k);
       }
       TensorView pv;
       pv.data = wpanel.data();

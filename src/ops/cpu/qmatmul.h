@@ -3,10 +3,11 @@
 //   y[n, out] = x[n, k] · W[out, k]^T (+ bias[out]),  W F16 / Q8_0 / Q4_0 / Q4_K / Q6_K
 //
 // W is borrowed (typically a GGUF mapping); x, y, bias as in matmul.h. Activations stay
-// f32. The weights are never dequantized as a whole: each thread dequantizes one panel
-// of W rows at a time (with the scalar reference, quant::dequantize_row) into a private
-// f32 scratch of about 1 MiB and runs the f32 kernel of the chosen ISA on it, so the
-// result equals the f32 kernel on the dequantized weights (summation order aside).
+// f32. The weights are never dequantized as a whole. On AVX-512 the f32 kernel decodes
+// one [128 rows, 512 k] weight block at a time into a per-thread 256 KiB buffer
+// (VCVTPH2PS for F16, quant::dequantize_row for block types) and runs every row block of
+// x over it, so its result is bit-for-bit the f32 kernel's on the decoded weights. Other
+// ISAs dequantize ~1 MiB panels of W rows per thread and run their f32 kernel on them.
 #pragma once
 #include <cstdint>
 #include <vector>
