@@ -265,6 +265,22 @@ TEST(QuantMatmul, EveryIsaMatchesReference) {
   }
 }
 
+// The AVX-512 row decoders against the scalar reference, bit for bit, on random blocks
+// (odd block counts; Q4_K / Q6_K scales and minima of every sub-block).
+TEST(QuantDecode, Avx512RowsEqualTheScalarReference) {
+  if (!ops::isa_available(ops::Isa::kAvx512)) GTEST_SKIP() << "no AVX-512 on this CPU";
+  for (DType t : {DType::F16, DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K}) {
+    const int64_t n = dtype_block_elems(t) == 256 ? 256 * 5 : 32 * 7 + (t == DType::F16 ? 3 : 0);
+    const std::vector<float> x = random_row(n, 41);
+    std::vector<uint8_t> bytes(dtype_row_bytes(t, n));
+    quant::quantize_row(t, x.data(), bytes.data(), n);
+    std::vector<float> want(static_cast<size_t>(n)), got(static_cast<size_t>(n), NAN);
+    quant::dequantize_row(t, bytes.data(), want.data(), n);
+    ops::qmatmul_detail::decode_row_avx512(t, bytes.data(), got.data(), n);
+    for (int64_t i = 0; i < n; ++i) ASSERT_EQ(got[size_t(i)], want[size_t(i)]) << dtype_name(t) << " at " << i;
+  }
+}
+
 // AVX-512 decodes F16 / block weights one [128, 512] block at a time into the f32 kernel:
 // the result is bit-for-bit the f32 kernel's on the decoded weights, for several column
 // blocks, a partial last k block (768 = 512 + 256) and row counts in both work splits.

@@ -38,7 +38,6 @@
 #include "ops/cpu/matmul.h"
 #include "ops/cpu/qmatmul.h"
 #include "unmask/error.h"
-#include "unmask/quant.h"
 
 namespace unmask::ops::matmul_detail {
 
@@ -294,10 +293,7 @@ void run_range(const TileTable<T, Pick>& tiles, const T* x, int64_t ldx, const W
 void decode_segment(const Problem& p, int64_t c, int64_t kb, int64_t kc, float* dst) {
   const int64_t be = dtype_block_elems(p.dtype);
   const auto* src = static_cast<const uint8_t*>(p.w) + size_t(c) * p.row_bytes + size_t(kb / be) * dtype_size(p.dtype);
-  if (p.dtype == DType::F16)
-    qmatmul_detail::f16_row_avx512(src, dst, kc);
-  else
-    quant::dequantize_row(p.dtype, src, dst, kc);
+  qmatmul_detail::decode_row_avx512(p.dtype, src, dst, kc);
 }
 
 }  // namespace

@@ -5,7 +5,7 @@
 // W is borrowed (typically a GGUF mapping); x, y, bias as in matmul.h. Activations stay
 // f32. The weights are never dequantized as a whole. On AVX-512 the f32 kernel decodes
 // one [128 rows, 512 k] weight block at a time into a per-thread 256 KiB buffer
-// (VCVTPH2PS for F16, quant::dequantize_row for block types) and runs every row block of
+// (decode_row_avx512: VCVTPH2PS for F16, 16-lane unpacking for block types) and runs every row block of
 // x over it, so its result is bit-for-bit the f32 kernel's on the decoded weights. Other
 // ISAs dequantize ~1 MiB panels of W rows per thread and run their f32 kernel on them.
 #pragma once
@@ -38,8 +38,11 @@ void quantize_rows_q8(const float* x, int64_t n, int64_t k, Q8Rows* out);
 // Scalar reference of the int8 product: integer block sums, scales and sums in double.
 void q8_0_matmul_reference(const Q8Rows& x, const uint8_t* w, int64_t out, const float* bias, float* y);
 void q8_0_matmul_avx512(const Q8Rows& x, const uint8_t* w, int64_t out, const float* bias, float* y, int threads);
-// F16 row -> f32 with VCVTPH2PS (exact, as quant::dequantize_row): the F16 panels.
+// F16 row -> f32 with VCVTPH2PS (exact, as quant::dequantize_row).
 void f16_row_avx512(const void* src, float* dst, int64_t n);
+// n values of an F16 / Q8_0 / Q4_0 / Q4_K / Q6_K row (n whole blocks) to f32 with AVX-512,
+// bit-for-bit quant::dequantize_row (decode_avx512.cpp); other dtypes go to it.
+void decode_row_avx512(DType t, const void* src, float* dst, int64_t n);
 }  // namespace qmatmul_detail
 
 }  // namespace unmask::ops
