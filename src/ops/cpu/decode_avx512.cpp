@@ -3,11 +3,7 @@
 // bit-for-bit quant::dequantize_row's: the same products in the same order, with the
 // Q4_K product kept apart from its subtraction (an empty asm keeps the compiler from
 // fusing them into one FMA, which would round once instead of twice).
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
-#pragma GCC diagnostic pop
+#include "ops/cpu/immintrin_quiet.h"
 
 #include <cstring>
 

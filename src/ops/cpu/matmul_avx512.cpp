@@ -20,14 +20,9 @@
 // padded row stride (rounded to bf16 for BF16 weights) and y is written through the
 // scratch tiles, because power-of-two strides (k or out = 2048) made the R rows of an x
 // or y tile alias one L1 set; that cost 25% on [2048 x 2048] before the change.
-// GCC 12 warns that the _mm512_undefined_* placeholders inside several intrinsics
-// (unpack, extract) are uninitialized (GCC bug 105593, fixed in 13); the warning is
-// about the header, not this file, so it is silenced for the header only.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
-#pragma GCC diagnostic pop
+// F16 and block-type weights (GGUF) take the f32 path on one decoded [OC, KC] block per
+// thread at a time (decode_avx512.cpp), the next block's bytes prefetched meanwhile.
+#include "ops/cpu/immintrin_quiet.h"
 #include <omp.h>
 
 #include <algorithm>

@@ -14,11 +14,7 @@
 // and the results are 16 contiguous outputs: no horizontal reductions. The micro-kernel
 // keeps R=6 x rows by 2 groups: 12 int32 + 12 f32 accumulators + 2 W vectors.
 // The panel (32 rows of a 2048-value row: ~70 KiB) stays in L2 while all x rows pass.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
-#pragma GCC diagnostic pop
+#include "ops/cpu/immintrin_quiet.h"
 #include <omp.h>
 
 #include <algorithm>
