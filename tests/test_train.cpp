@@ -171,6 +171,26 @@ TEST(TrainObjective, SftNeverMasksThePromptAndWeighsByAnswerLength) {
   }
 }
 
+// Presets are valid shapes; small and medium keep hidden and ffn multiples of 256 (whole
+// 256-value quantization blocks), and an unknown name is an error naming the known ones.
+TEST(TrainPresets, KnownNamesGiveValidShapesUnknownNamesFail) {
+  for (const char* name : {"tiny", "small", "medium"}) {
+    const ModelShape s = preset_shape(name);
+    EXPECT_NO_THROW(validate_shape(ModelShape{s.hidden, s.layers, s.heads, s.ffn, 4096})) << name;
+  }
+  for (const char* name : {"small", "medium"}) {
+    EXPECT_EQ(preset_shape(name).hidden % 256, 0) << name;
+    EXPECT_EQ(preset_shape(name).ffn % 256, 0) << name;
+  }
+  EXPECT_LT(preset_shape("small").hidden, preset_shape("medium").hidden);
+  try {
+    preset_shape("huge");
+    FAIL() << "no error for an unknown preset";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("medium"), std::string::npos) << e.what();
+  }
+}
+
 // ---- the training loop ----
 
 struct Fixture {

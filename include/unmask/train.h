@@ -32,7 +32,7 @@ const char* time_sampling_name(TimeSampling s);
 // Throws Error naming the value when it is not "uniform" or "bell".
 TimeSampling time_sampling_from_name(const std::string& name);
 
-// Named sizes ("tiny", "small"); vocab is left 0 (it comes from the tokenizer).
+// Named sizes ("tiny", "small", "medium"); vocab is left 0 (it comes from the tokenizer).
 // Throws Error for an unknown name.
 ModelShape preset_shape(const std::string& name);
 // Throws Error naming the field when a dimension is non-positive or heads does not

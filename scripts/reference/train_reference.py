@@ -193,7 +193,7 @@ def loaded_blas():  # the BLAS library torch actually mapped (Debian picks it vi
 
 
 def bench(preset, threads, batch, seq_len, vocab, steps):
-    sizes = {"tiny": (128, 2, 2, 384), "small": (256, 4, 4, 768)}  # as preset_shape() in src/train/model.cpp
+    sizes = {"tiny": (128, 2, 2, 384), "small": (256, 4, 4, 768), "medium": (512, 8, 8, 1536)}  # as preset_shape() in src/train/model.cpp
     d, layers, heads, ffn = sizes[preset]
     cfg = {"hidden": d, "layers": layers, "heads": heads, "ffn": ffn, "vocab": vocab, "rope_theta": 10000.0,
            "rms_eps": 1e-5, "lr": 1e-3, "beta1": 0.9, "beta2": 0.95, "adam_eps": 1e-8, "weight_decay": 0.1}

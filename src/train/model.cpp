@@ -14,8 +14,10 @@ ModelShape preset_shape(const std::string& name) {
     s.hidden = 128, s.layers = 2, s.heads = 2, s.ffn = 384;
   } else if (name == "small") {  // ~3.4M non-embedding parameters; sizes multiples of 256
     s.hidden = 256, s.layers = 4, s.heads = 4, s.ffn = 768;
+  } else if (name == "medium") {  // ~27M non-embedding parameters
+    s.hidden = 512, s.layers = 8, s.heads = 8, s.ffn = 1536;
   } else {
-    throw Error("unknown preset '" + name + "' (known: tiny, small)");
+    throw Error("unknown preset '" + name + "' (known: tiny, small, medium)");
   }
   return s;
 }

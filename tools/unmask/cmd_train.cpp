@@ -69,7 +69,7 @@ void run_train(TrainArgs& a) {
   if (a.heads > 0) o.shape.heads = a.heads;
   if (a.ffn > 0) o.shape.ffn = a.ffn;
   if (o.resume_dir.empty() && o.init_from.empty() && (o.shape.hidden == 0 || o.shape.layers == 0 || o.shape.heads == 0 || o.shape.ffn == 0))
-    throw Error("train: give --preset tiny|small or all of --hidden --layers --heads --ffn");
+    throw Error("train: give --preset tiny|small|medium or all of --hidden --layers --heads --ffn");
   o.compute = dtype_arg(a.compute, "--compute");
   o.time_sampling = time_sampling_from_name(a.time_sampling);
   if (a.bench) {
@@ -103,7 +103,7 @@ void register_train(CLI::App& app) {
   cmd->add_option("--data", o.data_files, "Training data: text files (one document each) or .jsonl");
   cmd->add_option("--tokenizer", o.tokenizer_dir, "Folder with tokenizer.json (+ tokenizer_config.json)");
   cmd->add_option("--out", o.out_dir, "Checkpoint folder (HF layout + training state)");
-  cmd->add_option("--preset", a->preset, "Model size: tiny | small");
+  cmd->add_option("--preset", a->preset, "Model size: tiny | small | medium");
   cmd->add_option("--hidden", a->hidden, "Hidden size (overrides the preset)");
   cmd->add_option("--layers", a->layers, "Layers");
   cmd->add_option("--heads", a->heads, "Attention heads");
