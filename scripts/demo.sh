@@ -11,7 +11,7 @@ M=()
 echo "== unmask inspect"
 ./build/unmask inspect -m "${1:-models/unmask-coder-tiny}"
 echo "== unmask run -p 'def read_config(path):' (fast decoder, dual cache, up to 96 tokens)"
-./build/unmask run "${M[@]}" -p $'def read_config(path):\n' --max-tokens 96 --seed 1
-echo "== infilling: unmask run --infill (a function body of 24 masks between fixed code)"
+./build/unmask run "${M[@]}" -p 'def read_config(path):' --max-tokens 96 --seed 1
+echo "== infilling: unmask run --infill (a function body of 16 masks between fixed code)"
 ./build/unmask run "${M[@]}" --seed 1 \
-  --infill $'def is_even(n):\n    """Return True if n is even."""\n{mask:24}\n\n\nprint(is_even(4))\n'
+  --infill $'def is_even(n):\n    """Return True if n is even."""{mask:16}\n\n\nprint(is_even(4))\n'

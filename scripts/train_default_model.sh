@@ -52,7 +52,7 @@ import json, sys
 out = sys.argv[1]
 cfg = json.load(open(out + "/config.json"))
 gen = {"bos_token_id": cfg.get("bos_token_id"), "eos_token_id": cfg.get("eos_token_id"),
-       "mask_token_id": cfg.get("mask_token_id"), "temperature": 0.8, "top_p": 0.95}
+       "mask_token_id": cfg.get("mask_token_id"), "temperature": 0.5, "top_p": 0.95}
 json.dump(gen, open(out + "/generation_config.json", "w"), indent=2)
 EOF
 du -sh "$OUT"

@@ -281,9 +281,10 @@ TEST(QuantDecode, Avx512RowsEqualTheScalarReference) {
   }
 }
 
-// AVX-512 decodes F16 / block weights one [128, 512] block at a time into the f32 kernel:
-// the result is bit-for-bit the f32 kernel's on the decoded weights, for several column
-// blocks, a partial last k block (768 = 512 + 256) and row counts in both work splits.
+// AVX-512 decodes F16 / block weights one column block of whole rows at a time into the
+// f32 kernel: the result is bit-for-bit the f32 kernel's on the decoded weights, for
+// several column blocks, a partial last k block (768 = 512 + 256) and row counts in both
+// work splits.
 TEST(QuantMatmul, Avx512DecodedBlocksEqualTheF32KernelOnDecodedWeights) {
   if (!ops::isa_available(ops::Isa::kAvx512)) GTEST_SKIP() << "no AVX-512 on this CPU";
   const int64_t out = 301, k = 768;

@@ -21,7 +21,7 @@
 // scratch tiles, because power-of-two strides (k or out = 2048) made the R rows of an x
 // or y tile alias one L1 set; that cost 25% on [2048 x 2048] before the change.
 // F16 and block-type weights (GGUF) take the f32 path on one decoded [OC, KC] block per
-// thread at a time (decode_avx512.cpp), the next block's bytes prefetched meanwhile.
+// thread at a time (decode_avx512.cpp): whole rows, so the decode streams through memory.
 #include "ops/cpu/immintrin_quiet.h"
 #include <omp.h>
 
@@ -32,7 +32,6 @@
 
 #include "ops/cpu/matmul.h"
 #include "ops/cpu/qmatmul.h"
-#include "unmask/error.h"
 
 namespace unmask::ops::matmul_detail {
 
@@ -53,6 +52,15 @@ struct Blocking {
 Blocking blocking_for(DType dtype) {
   const int64_t kc = dtype == DType::BF16 ? 1024 : 512;
   return {kc, 128};
+}
+
+// Decoded weights (F16, block types) are decoded whole rows at a time, so the decode
+// reads the file as one sequential stream (rows of a column block are adjacent); OC
+// shrinks to keep the decoded [OC, k] f32 block at 256 KiB. Decoding 512-value pieces
+// of 128 rows instead read 1 of every k/512 KiB-pieces and halved the decode speed.
+Blocking decoded_blocking(int64_t k) {
+  const int64_t rows = (int64_t(256) << 10) / (4 * std::max<int64_t>(k, 1));
+  return {512, std::clamp<int64_t>(rows / kC * kC, kC, 128)};
 }
 
 // Sums of each of four accumulators: {sum(a), sum(b), sum(c), sum(d)}.
@@ -244,12 +252,9 @@ int64_t padded_ld(int64_t k, int64_t elt) {
 // `out` the R rows of a y tile would alias one L1 set, evicting the x block.
 // `w_block(cb, ce, kb, kc)` gives W[cb:ce, kb:kb+kc] as {pointer to row cb, row stride}:
 // the file itself for F32 / BF16, a freshly decoded f32 block otherwise.
-// `prefetch(cb, ce, kb, kc, part, parts)` asks for part `part` of `parts` of the next
-// block's file bytes while this block's row blocks compute, so a decoded path's reads
-// from memory overlap the multiply instead of stalling the decode.
-template <typename T, template <int, int> class Pick, typename WBlock, typename Prefetch>
-void run_range(const TileTable<T, Pick>& tiles, const T* x, int64_t ldx, const WBlock& w_block,
-               const Prefetch& prefetch, const Problem& p, const Range& rg, const Blocking& b, float* scratch) {
+template <typename T, template <int, int> class Pick, typename WBlock>
+void run_range(const TileTable<T, Pick>& tiles, const T* x, int64_t ldx, const WBlock& w_block, const Problem& p,
+               const Range& rg, const Blocking& b, float* scratch) {
   const int64_t row_blocks = (rg.r1 - rg.r0 + kR - 1) / kR;
   for (int64_t cb = rg.c0; cb < rg.c1; cb += b.oc) {
     const int64_t ce = std::min(rg.c1, cb + b.oc);
@@ -257,14 +262,9 @@ void run_range(const TileTable<T, Pick>& tiles, const T* x, int64_t ldx, const W
     for (int64_t kb = 0; kb < p.k; kb += b.kc) {
       const int64_t kc = std::min(b.kc, p.k - kb);
       const auto [wb, ldw] = w_block(cb, ce, kb, kc);
-      const bool next_in_row = kb + b.kc < p.k;  // the next block: along k, else the next columns
-      const int64_t ncb = next_in_row ? cb : cb + b.oc, nkb = next_in_row ? kb + b.kc : 0;
-      const int64_t nce = std::min(rg.c1, ncb + b.oc), nkc = std::min(b.kc, p.k - nkb);
-      const int64_t parts = row_blocks * col_tiles;
       for (int64_t i = 0; i < row_blocks; ++i) {
         const int64_t r = rg.r0 + i * kR, rr = std::min<int64_t>(kR, rg.r1 - r);
         for (int64_t j = 0; j < col_tiles; ++j) {
-          if (ncb < rg.c1) prefetch(ncb, nce, nkb, nkc, i * col_tiles + j, parts);
           const int64_t c = cb + j * kC, cc = std::min<int64_t>(kC, ce - c);
           tiles.fn[rr - 1][cc - 1](x + r * ldx + kb, ldx, wb + (c - cb) * ldw, ldw, kc,
                                    scratch + (i * col_tiles + j) * kR * kC, kC, p.bias ? p.bias + c : nullptr,
@@ -284,22 +284,14 @@ void run_range(const TileTable<T, Pick>& tiles, const T* x, int64_t ldx, const W
   }
 }
 
-// W[c, kb:kb+kc] of an F16 or block-type row decoded to f32 (kb and kc whole blocks).
-void decode_segment(const Problem& p, int64_t c, int64_t kb, int64_t kc, float* dst) {
-  const int64_t be = dtype_block_elems(p.dtype);
-  const auto* src = static_cast<const uint8_t*>(p.w) + size_t(c) * p.row_bytes + size_t(kb / be) * dtype_size(p.dtype);
-  qmatmul_detail::decode_row_avx512(p.dtype, src, dst, kc);
-}
-
 }  // namespace
 
 void matmul_avx512(const Problem& p) {
   static const TileTable<float, PickF32> f32_tiles;
   static const TileTable<uint16_t, PickBf16> bf16_tiles;
-  const Blocking b = blocking_for(p.dtype);
   const bool bf16 = p.dtype == DType::BF16;
   const bool decoded = p.dtype != DType::F32 && !bf16;  // F16 / block types: f32 blocks
-  check(!decoded || b.kc % dtype_block_elems(p.dtype) == 0, "matmul: k block is not whole weight blocks");
+  const Blocking b = decoded ? decoded_blocking(p.k) : blocking_for(p.dtype);
   // Private copy of x with a padded row stride (and rounded to bf16 for BF16 weights).
   const int64_t ldx = padded_ld(p.k, bf16 ? 2 : 4);
   // Uninitialised (new T[]), not std::vector: every element is written before use, and
@@ -321,41 +313,33 @@ void matmul_avx512(const Problem& p) {
     const int64_t unit_cols = units.by_rows ? std::min(p.out, b.oc) : units.step;
     const int64_t tiles = (unit_rows + kR - 1) / kR * ((unit_cols + kC - 1) / kC);
     const std::unique_ptr<float[]> scratch(new float[size_t(tiles * kR * kC)]);
-    // Decoded weights: one [OC, KC] f32 block per thread (256 KiB, the L2 block the f32
-    // kernel is tiled for), decoded once per (column block, k block) and then used by
-    // every row block, so the decode cost is 1/n of the multiply's.
-    const std::unique_ptr<float[]> wdec(decoded ? new float[size_t(b.oc * b.kc)] : nullptr);
+    // Decoded weights: one [OC, k] f32 block per thread (256 KiB at most, the L2 block the
+    // f32 kernel is tiled for), decoded once per column block when its first k block is
+    // asked for and then used by every row block, so the decode cost is 1/n of the multiply's.
+    const std::unique_ptr<float[]> wdec(decoded ? new float[size_t(b.oc * p.k)] : nullptr);
     auto file_block_f32 = [&](int64_t cb, int64_t, int64_t kb, int64_t) {
       return std::pair<const float*, int64_t>{static_cast<const float*>(p.w) + cb * p.k + kb, p.k};
     };
     auto file_block_bf16 = [&](int64_t cb, int64_t, int64_t kb, int64_t) {
       return std::pair<const uint16_t*, int64_t>{static_cast<const uint16_t*>(p.w) + cb * p.k + kb, p.k};
     };
-    auto decoded_block = [&](int64_t cb, int64_t ce, int64_t kb, int64_t kc) {
-      for (int64_t c = cb; c < ce; ++c) decode_segment(p, c, kb, kc, wdec.get() + (c - cb) * kc);
-      return std::pair<const float*, int64_t>{wdec.get(), kc};
-    };
-    auto no_prefetch = [](int64_t, int64_t, int64_t, int64_t, int64_t, int64_t) {};
-    auto decoded_prefetch = [&](int64_t cb, int64_t ce, int64_t kb, int64_t kc, int64_t part, int64_t parts) {
-      // The block's bytes as (rows x lines) cache lines; this part takes its share of them,
-      // a few lines per micro-kernel call, so the misses stay within the core's queue.
-      const int64_t be = dtype_block_elems(p.dtype), bytes = int64_t(dtype_size(p.dtype));
-      const int64_t off = kb / be * bytes, lines = (kc / be * bytes + 63) / 64, total = (ce - cb) * lines;
-      for (int64_t l = total * part / parts; l < total * (part + 1) / parts; ++l) {
-        const char* src = static_cast<const char*>(p.w) + (cb + l / lines) * p.row_bytes + off + l % lines * 64;
-        _mm_prefetch(src, _MM_HINT_T1);  // into L2
-      }
+    auto decoded_block = [&](int64_t cb, int64_t ce, int64_t kb, int64_t) {
+      if (kb == 0)
+        for (int64_t c = cb; c < ce; ++c)
+          qmatmul_detail::decode_row_avx512(p.dtype, static_cast<const uint8_t*>(p.w) + size_t(c) * p.row_bytes,
+                                            wdec.get() + (c - cb) * p.k, p.k);
+      return std::pair<const float*, int64_t>{wdec.get() + kb, p.k};
     };
 #pragma omp barrier
 #pragma omp for schedule(dynamic, 1) nowait
     for (int64_t i = 0; i < units.count; ++i) {
       const Range rg = unit_range(p, units, i);
       if (bf16)
-        run_range(bf16_tiles, xb.get(), ldx, file_block_bf16, no_prefetch, p, rg, b, scratch.get());
+        run_range(bf16_tiles, xb.get(), ldx, file_block_bf16, p, rg, b, scratch.get());
       else if (decoded)
-        run_range(f32_tiles, xf.get(), ldx, decoded_block, decoded_prefetch, p, rg, b, scratch.get());
+        run_range(f32_tiles, xf.get(), ldx, decoded_block, p, rg, b, scratch.get());
       else
-        run_range(f32_tiles, xf.get(), ldx, file_block_f32, no_prefetch, p, rg, b, scratch.get());
+        run_range(f32_tiles, xf.get(), ldx, file_block_f32, p, rg, b, scratch.get());
     }
   }
 }

@@ -79,7 +79,7 @@ void qmatmul(Isa isa, const float* x, int64_t n, const TensorView& w, const floa
                                        threads_for(n, k, out, (out + 63) / 64));  // units of 64 W rows
     return;
   }
-  if (isa == Isa::kAvx512) {  // the f32 kernel decoding one [128, 512] weight block at a time
+  if (isa == Isa::kAvx512) {  // the f32 kernel on weights decoded one column block at a time
     matmul_detail::Problem p;
     p.x = x;
     p.w = w.data;

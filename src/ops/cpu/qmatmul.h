@@ -4,10 +4,11 @@
 //
 // W is borrowed (typically a GGUF mapping); x, y, bias as in matmul.h. Activations stay
 // f32. The weights are never dequantized as a whole. On AVX-512 the f32 kernel decodes
-// one [128 rows, 512 k] weight block at a time into a per-thread 256 KiB buffer
-// (decode_row_avx512: VCVTPH2PS for F16, 16-lane unpacking for block types) and runs every row block of
-// x over it, so its result is bit-for-bit the f32 kernel's on the decoded weights. Other
-// ISAs dequantize ~1 MiB panels of W rows per thread and run their f32 kernel on them.
+// whole rows of one column block at a time (at most 256 KiB of f32) into a per-thread
+// buffer (decode_row_avx512: VCVTPH2PS for F16, 16-lane unpacking for block types) and
+// runs every row block of x over it, so its result is bit-for-bit the f32 kernel's on the
+// decoded weights. Other ISAs dequantize ~1 MiB panels of W rows per thread and run their
+// f32 kernel on them.
 #pragma once
 #include <cstdint>
 #include <vector>
