@@ -19,8 +19,8 @@ WORK=build-corpus
 # setting is an environment variable; the defaults are the shipped run (1 thread: the
 # second vCPU adds only ~40% to one training run).
 HIDDEN="${HIDDEN:-256}" LAYERS="${LAYERS:-4}" HEADS="${HEADS:-4}" FFN="${FFN:-768}"
-STEPS1="${STEPS1:-4000}" BATCH1="${BATCH1:-32}" SEQ1="${SEQ1:-64}" LR1="${LR1:-1e-3}" TIME1="${TIME1:-bell}"
-STEPS2="${STEPS2:-1200}" BATCH2="${BATCH2:-8}" SEQ2="${SEQ2:-256}" LR2="${LR2:-5e-4}" TIME2="${TIME2:-uniform}"
+STEPS1="${STEPS1:-3600}" BATCH1="${BATCH1:-32}" SEQ1="${SEQ1:-64}" LR1="${LR1:-1e-3}" TIME1="${TIME1:-bell}"
+STEPS2="${STEPS2:-1000}" BATCH2="${BATCH2:-8}" SEQ2="${SEQ2:-256}" LR2="${LR2:-5e-4}" TIME2="${TIME2:-uniform}"
 WARMUP1="${WARMUP1:-200}" WARMUP2="${WARMUP2:-100}"
 EVAL_EVERY="${EVAL_EVERY:-500}" EVAL_SAMPLES="${EVAL_SAMPLES:-512}"
 THREADS="${THREADS:-1}"

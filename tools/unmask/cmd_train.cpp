@@ -68,7 +68,8 @@ void run_train(TrainArgs& a) {
   if (a.layers > 0) o.shape.layers = a.layers;
   if (a.heads > 0) o.shape.heads = a.heads;
   if (a.ffn > 0) o.shape.ffn = a.ffn;
-  if (o.resume_dir.empty() && o.init_from.empty() && (o.shape.hidden == 0 || o.shape.layers == 0 || o.shape.heads == 0 || o.shape.ffn == 0))
+  const bool shape_given = o.shape.hidden > 0 && o.shape.layers > 0 && o.shape.heads > 0 && o.shape.ffn > 0;
+  if (o.resume_dir.empty() && o.init_from.empty() && !shape_given)
     throw Error("train: give --preset tiny|small|medium or all of --hidden --layers --heads --ffn");
   o.compute = dtype_arg(a.compute, "--compute");
   o.time_sampling = time_sampling_from_name(a.time_sampling);

@@ -82,6 +82,15 @@ void q6_k_block(const uint8_t* src, float* y) {
     }
 }
 
+// F16 -> f32 with VCVTPH2PS, exact.
+void f16_row(const void* src, float* dst, int64_t n) {
+  const auto* h = static_cast<const uint8_t*>(src);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(h + 2 * i))));
+  for (; i < n; ++i) dst[i] = half_at(h + 2 * i);
+}
+
 template <void (*Block)(const uint8_t*, float*)>
 void blocks(const void* src, float* y, int64_t n, int64_t elems, size_t bytes) {
   const auto* p = static_cast<const uint8_t*>(src);
@@ -92,7 +101,7 @@ void blocks(const void* src, float* y, int64_t n, int64_t elems, size_t bytes) {
 
 void decode_row_avx512(DType t, const void* src, float* dst, int64_t n) {
   switch (t) {
-    case DType::F16: f16_row_avx512(src, dst, n); return;
+    case DType::F16: f16_row(src, dst, n); return;
     case DType::Q8_0: blocks<q8_0_block>(src, dst, n, 32, sizeof(quant::BlockQ8_0)); return;
     case DType::Q4_0: blocks<q4_0_block>(src, dst, n, 32, sizeof(quant::BlockQ4_0)); return;
     case DType::Q4_K: blocks<q4_k_block>(src, dst, n, 256, sizeof(quant::BlockQ4_K)); return;

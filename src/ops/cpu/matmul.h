@@ -55,7 +55,6 @@ struct Problem {
   const float* x = nullptr;  // [n, k]
   const void* w = nullptr;   // [out, k], F32 or BF16, any 2-byte alignment
   DType dtype = DType::F32;  // matmul_avx512 also takes F16 and block types (decoded per block)
-  int64_t row_bytes = 0;     // bytes per W row (F16 and block types)
   const float* bias = nullptr;  // [out] or null
   float* y = nullptr;           // [n, out]
   int64_t n = 0, k = 0, out = 0;

@@ -20,8 +20,8 @@
 // padded row stride (rounded to bf16 for BF16 weights) and y is written through the
 // scratch tiles, because power-of-two strides (k or out = 2048) made the R rows of an x
 // or y tile alias one L1 set; that cost 25% on [2048 x 2048] before the change.
-// F16 and block-type weights (GGUF) take the f32 path on one decoded [OC, KC] block per
-// thread at a time (decode_avx512.cpp): whole rows, so the decode streams through memory.
+// F16 and block-type weights (GGUF) take the f32 path on one decoded [OC, k] block of
+// whole rows per thread at a time (decode_avx512.cpp), so the decode streams through memory.
 #include "ops/cpu/immintrin_quiet.h"
 #include <omp.h>
 
@@ -56,8 +56,8 @@ Blocking blocking_for(DType dtype) {
 
 // Decoded weights (F16, block types) are decoded whole rows at a time, so the decode
 // reads the file as one sequential stream (rows of a column block are adjacent); OC
-// shrinks to keep the decoded [OC, k] f32 block at 256 KiB. Decoding 512-value pieces
-// of 128 rows instead read 1 of every k/512 KiB-pieces and halved the decode speed.
+// shrinks to keep the decoded [OC, k] f32 block at 256 KiB. Decoding [128, 512] pieces
+// instead read short strided runs of each row and took twice as long at one query row.
 Blocking decoded_blocking(int64_t k) {
   const int64_t rows = (int64_t(256) << 10) / (4 * std::max<int64_t>(k, 1));
   return {512, std::clamp<int64_t>(rows / kC * kC, kC, 128)};
@@ -317,6 +317,7 @@ void matmul_avx512(const Problem& p) {
     // f32 kernel is tiled for), decoded once per column block when its first k block is
     // asked for and then used by every row block, so the decode cost is 1/n of the multiply's.
     const std::unique_ptr<float[]> wdec(decoded ? new float[size_t(b.oc * p.k)] : nullptr);
+    const size_t row_bytes = decoded ? dtype_row_bytes(p.dtype, p.k) : 0;
     auto file_block_f32 = [&](int64_t cb, int64_t, int64_t kb, int64_t) {
       return std::pair<const float*, int64_t>{static_cast<const float*>(p.w) + cb * p.k + kb, p.k};
     };
@@ -326,7 +327,7 @@ void matmul_avx512(const Problem& p) {
     auto decoded_block = [&](int64_t cb, int64_t ce, int64_t kb, int64_t) {
       if (kb == 0)
         for (int64_t c = cb; c < ce; ++c)
-          qmatmul_detail::decode_row_avx512(p.dtype, static_cast<const uint8_t*>(p.w) + size_t(c) * p.row_bytes,
+          qmatmul_detail::decode_row_avx512(p.dtype, static_cast<const uint8_t*>(p.w) + size_t(c) * row_bytes,
                                             wdec.get() + (c - cb) * p.k, p.k);
       return std::pair<const float*, int64_t>{wdec.get() + kb, p.k};
     };

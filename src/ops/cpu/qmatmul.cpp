@@ -84,7 +84,6 @@ void qmatmul(Isa isa, const float* x, int64_t n, const TensorView& w, const floa
     p.x = x;
     p.w = w.data;
     p.dtype = w.dtype;
-    p.row_bytes = int64_t(dtype_row_bytes(w.dtype, k));
     p.bias = bias;
     p.y = y;
     p.n = n;

@@ -39,8 +39,6 @@ void quantize_rows_q8(const float* x, int64_t n, int64_t k, Q8Rows* out);
 // Scalar reference of the int8 product: integer block sums, scales and sums in double.
 void q8_0_matmul_reference(const Q8Rows& x, const uint8_t* w, int64_t out, const float* bias, float* y);
 void q8_0_matmul_avx512(const Q8Rows& x, const uint8_t* w, int64_t out, const float* bias, float* y, int threads);
-// F16 row -> f32 with VCVTPH2PS (exact, as quant::dequantize_row).
-void f16_row_avx512(const void* src, float* dst, int64_t n);
 // n values of an F16 / Q8_0 / Q4_0 / Q4_K / Q6_K row (n whole blocks) to f32 with AVX-512,
 // bit-for-bit quant::dequantize_row (decode_avx512.cpp); other dtypes go to it.
 void decode_row_avx512(DType t, const void* src, float* dst, int64_t n);

@@ -128,16 +128,4 @@ void q8_0_matmul_avx512(const Q8Rows& x, const uint8_t* w, int64_t out, const fl
   }
 }
 
-void f16_row_avx512(const void* src, float* dst, int64_t n) {
-  const auto* h = static_cast<const uint8_t*>(src);
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16)
-    _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(h + 2 * i))));
-  for (; i < n; ++i) {
-    uint16_t v;
-    std::memcpy(&v, h + 2 * i, 2);
-    dst[i] = _cvtsh_ss(v);
-  }
-}
-
 }  // namespace unmask::ops::qmatmul_detail
