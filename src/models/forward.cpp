@@ -71,28 +71,41 @@ void validate_batch(const ModelConfig& c, const ForwardBatch& b) {
   }
 }
 
-// Keys of one sequence in position order: its fresh rows plus its cached spans.
-// k_all/v_all [nk, kv_dim], k_pos [nk] their positions. Returns nk.
-int64_t gather_keys(const SequenceKv& kv, int layer, const float* k, const float* v, const int32_t* positions,
-                    int64_t begin, int64_t len, int64_t kv_dim, std::vector<float>& k_all, std::vector<float>& v_all,
-                    std::vector<int32_t>& k_pos) {
-  std::vector<std::pair<int32_t, int64_t>> order;  // (position, fresh row index or -1 - cached position)
-  for (int64_t r = 0; r < len; ++r) order.emplace_back(positions[begin + r], r);
-  for (auto [lo, hi] : kv.read_spans)
-    for (int32_t p = lo; p < hi; ++p) order.emplace_back(p, -1 - int64_t(p));
+// Where a sequence's keys come from, in position order: its fresh rows plus its cached
+// spans. src[i] >= 0 is a fresh row index into the sequence; src[i] < 0 is cached
+// position -1 - src[i]. The same for every layer, so it is built once per forward.
+struct KeyOrder {
+  std::vector<int32_t> pos;  // [nk]
+  std::vector<int64_t> src;  // [nk]
+};
+
+KeyOrder key_order(const SequenceKv* kv, const int32_t* positions, int64_t len) {
+  std::vector<std::pair<int32_t, int64_t>> order;  // (position, source)
+  for (int64_t r = 0; r < len; ++r) order.emplace_back(positions[r], r);
+  if (kv)
+    for (auto [lo, hi] : kv->read_spans)
+      for (int32_t p = lo; p < hi; ++p) order.emplace_back(p, -1 - int64_t(p));
   std::stable_sort(order.begin(), order.end(), [](auto& a, auto& b) { return a.first < b.first; });
-  k_all.resize(order.size() * size_t(kv_dim));
-  v_all.resize(order.size() * size_t(kv_dim));
-  k_pos.resize(order.size());
-  for (size_t i = 0; i < order.size(); ++i) {
-    k_pos[i] = order[i].first;
-    const int64_t src = order[i].second;
-    const float* ks = src >= 0 ? k + (begin + src) * kv_dim : kv.cache->k_row(layer, int(-1 - src));
-    const float* vs = src >= 0 ? v + (begin + src) * kv_dim : kv.cache->v_row(layer, int(-1 - src));
-    std::copy_n(ks, kv_dim, k_all.data() + i * size_t(kv_dim));
-    std::copy_n(vs, kv_dim, v_all.data() + i * size_t(kv_dim));
+  KeyOrder keys;
+  for (auto [p, src] : order) {
+    keys.pos.push_back(p);
+    keys.src.push_back(src);
   }
-  return int64_t(order.size());
+  return keys;
+}
+
+// Row pointers of one layer's keys / values in `order` (fresh rows k/v [len, kv_dim] of
+// the sequence, cached rows read in place from the cache).
+void key_rows(const KeyOrder& order, const SequenceKv* kv, int layer, const float* k, const float* v, int64_t kv_dim,
+              std::vector<const float*>& k_rows, std::vector<const float*>& v_rows) {
+  const size_t nk = order.src.size();
+  k_rows.resize(nk);
+  v_rows.resize(nk);
+  for (size_t i = 0; i < nk; ++i) {
+    const int64_t src = order.src[i];
+    k_rows[i] = src >= 0 ? k + src * kv_dim : kv->cache->k_row(layer, int(-1 - src));
+    v_rows[i] = src >= 0 ? v + src * kv_dim : kv->cache->v_row(layer, int(-1 - src));
+  }
 }
 
 double matmul_flops(int64_t n, const TensorView& w) { return 2.0 * double(n) * double(w.dim(0)) * double(w.dim(1)); }
@@ -114,8 +127,7 @@ void forward(const Model& model, const ForwardBatch& batch, ForwardOutput* out) 
   std::vector<float> x(size_t(n * d)), h(size_t(n * d)), tmp(size_t(n * d));
   std::vector<float> q(size_t(n * q_dim)), k(size_t(n * kv_dim)), v(size_t(n * kv_dim)), attn(size_t(n * q_dim));
   std::vector<float> gate(size_t(n) * size_t(c.ffn)), up(size_t(n) * size_t(c.ffn));
-  std::vector<float> bias_q, bias_k, bias_v, k_all, v_all;
-  std::vector<int32_t> k_pos;
+  std::vector<float> bias_q, bias_k, bias_v;
   const int block = batch.attention_block >= 0 ? batch.attention_block : c.attention_block;
 
   out->flops = 0;
@@ -147,6 +159,16 @@ void forward(const Model& model, const ForwardBatch& batch, ForwardOutput* out) 
   const ops::RopeParams rope_k{c.n_kv_heads, c.head_dim, rotary, c.rope_theta, rope_rounding};
   const ops::AttentionShape attn_shape{c.n_heads, c.n_kv_heads, c.head_dim};
 
+  // Each sequence's keys: the order once, the row pointers per layer.
+  auto seq_kv = [&](int s) -> const SequenceKv* {
+    return batch.kv.empty() || !batch.kv[size_t(s)].cache ? nullptr : &batch.kv[size_t(s)];
+  };
+  std::vector<KeyOrder> orders(static_cast<size_t>(n_seq));
+  for (int s = 0; s < n_seq; ++s)
+    orders[size_t(s)] = key_order(seq_kv(s), batch.positions.data() + offsets[size_t(s)], offsets[size_t(s) + 1] - offsets[size_t(s)]);
+  std::vector<std::vector<const float*>> k_rows(static_cast<size_t>(n_seq)), v_rows(static_cast<size_t>(n_seq));
+  std::vector<ops::AttentionJob> jobs(static_cast<size_t>(n_seq));
+
   if (batch.capture_hidden) out->hidden.assign(size_t(c.n_layers + 1) * size_t(n * d), 0.0f);
   ops::embedding_lookup(W.embed, batch.tokens.data(), n, x.data());
 
@@ -166,31 +188,31 @@ void forward(const Model& model, const ForwardBatch& batch, ForwardOutput* out) 
     }
     ops::rope_neox(q.data(), n, batch.positions.data(), rope_q);
     ops::rope_neox(k.data(), n, batch.positions.data(), rope_k);
+    // All sequences' attention in one call (one parallel region over sequence x head).
     for (int s = 0; s < n_seq; ++s) {
       const int64_t begin = offsets[size_t(s)], len = offsets[size_t(s) + 1] - begin;
-      const SequenceKv* kv = batch.kv.empty() || !batch.kv[size_t(s)].cache ? nullptr : &batch.kv[size_t(s)];
-      const float *keys = k.data() + begin * kv_dim, *values = v.data() + begin * kv_dim;
-      int64_t nk = len;
-      const int32_t* key_positions = batch.positions.data() + begin;
-      if (kv && !kv->read_spans.empty()) {
-        nk = gather_keys(*kv, l, k.data(), v.data(), batch.positions.data(), begin, len, kv_dim, k_all, v_all, k_pos);
-        keys = k_all.data();
-        values = v_all.data();
-        key_positions = k_pos.data();
-      }
-      const ops::AttentionMask mask{block, batch.positions.data() + begin, key_positions};
-      float* dst = attn.data() + begin * q_dim;
-      if (batch.reference_precision && !bf16)
-        ops::attention_seq_reference(q.data() + begin * q_dim, len, keys, values, nk, attn_shape, dst, mask);
-      else
-        ops::attention_seq(q.data() + begin * q_dim, len, keys, values, nk, attn_shape, bf16, dst, mask);
+      key_rows(orders[size_t(s)], seq_kv(s), l, k.data() + begin * kv_dim, v.data() + begin * kv_dim, kv_dim,
+               k_rows[size_t(s)], v_rows[size_t(s)]);
+      const int64_t nk = int64_t(k_rows[size_t(s)].size());
+      jobs[size_t(s)] = ops::AttentionJob{q.data() + begin * q_dim, len, k_rows[size_t(s)].data(), v_rows[size_t(s)].data(),
+                                          nk, attn.data() + begin * q_dim,
+                                          ops::AttentionMask{block, batch.positions.data() + begin, orders[size_t(s)].pos.data()}};
       out->flops += 4.0 * double(len) * double(nk) * double(q_dim);  // QK^T and PV
-      if (kv && kv->write)
-        for (int64_t r = 0; r < len; ++r) {
-          const int pos = batch.positions[size_t(begin + r)];
-          std::copy_n(k.data() + (begin + r) * kv_dim, kv_dim, kv->cache->k_row(l, pos));
-          std::copy_n(v.data() + (begin + r) * kv_dim, kv_dim, kv->cache->v_row(l, pos));
-        }
+    }
+    if (batch.reference_precision && !bf16) {
+      for (const ops::AttentionJob& job : jobs)
+        ops::attention_job_reference(job, attn_shape);
+    } else {
+      ops::attention_jobs(jobs.data(), n_seq, attn_shape, bf16);
+    }
+    for (int s = 0; s < n_seq; ++s) {
+      const SequenceKv* kv = seq_kv(s);
+      if (!kv || !kv->write) continue;
+      for (int64_t r = offsets[size_t(s)]; r < offsets[size_t(s) + 1]; ++r) {
+        const int pos = batch.positions[size_t(r)];
+        std::copy_n(k.data() + r * kv_dim, kv_dim, kv->cache->k_row(l, pos));
+        std::copy_n(v.data() + r * kv_dim, kv_dim, kv->cache->v_row(l, pos));
+      }
     }
     linear(attn.data(), L.wo, no_bias, tmp.data());
     ops::add_inplace(x.data(), tmp.data(), n * d, bf16);

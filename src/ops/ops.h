@@ -61,7 +61,23 @@ struct AttentionMask {
 // k/v [nk, kv_heads, hd] (e.g. cached K/V plus the fresh rows); out [nq, heads, hd].
 void attention_seq(const float* q, int64_t nq, const float* k, const float* v, int64_t nk,
                    const AttentionShape& shape, bool bf16, float* out, const AttentionMask& mask = {});
+// One sequence of a batched attention call, keys given as row pointers so cached and
+// fresh K/V rows are read where they lie (no gathered copy). All borrowed:
+// q [nq, heads, hd]; k_rows[j] / v_rows[j] point at key j's [kv_heads, hd] row (j < nk);
+// out [nq, heads, hd]; mask.q_pos [nq], mask.k_pos [nk].
+struct AttentionJob {
+  const float* q = nullptr;
+  int64_t nq = 0;
+  const float* const* k_rows = nullptr;
+  const float* const* v_rows = nullptr;
+  int64_t nk = 0;
+  float* out = nullptr;
+  AttentionMask mask;
+};
+// attention_seq for n_jobs sequences at once, every (sequence, head) pair one parallel task.
+void attention_jobs(const AttentionJob* jobs, int n_jobs, const AttentionShape& shape, bool bf16);
 // Same in double precision, no bf16 rounding (the ground truth).
+void attention_job_reference(const AttentionJob& job, const AttentionShape& shape);
 void attention_seq_reference(const float* q, int64_t nq, const float* k, const float* v, int64_t nk,
                              const AttentionShape& shape, float* out, const AttentionMask& mask = {});
 

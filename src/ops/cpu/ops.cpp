@@ -126,44 +126,56 @@ void softmax_rows(float* s, int64_t rows, int64_t cols, float scale) {
 
 }  // namespace
 
-void attention_seq(const float* q, int64_t nq, const float* k, const float* v, int64_t nk,
-                   const AttentionShape& shape, bool bf16, float* out, const AttentionMask& mask) {
-  if (nq <= 0 || nk <= 0) return;
+void attention_jobs(const AttentionJob* jobs, int n_jobs, const AttentionShape& shape, bool bf16) {
   const int hd = shape.head_dim;
   const int group = shape.heads / shape.kv_heads;
-  const int64_t q_stride = int64_t(shape.heads) * hd, kv_stride = int64_t(shape.kv_heads) * hd;
+  const int64_t q_stride = int64_t(shape.heads) * hd;
   const float scale = 1.0f / std::sqrt(float(hd));
-  // Heads in parallel (each thread a contiguous range, so a K/V group is transposed once per
-  // thread); the matmuls and softmax inside then run on one thread each. A small canvas's
-  // per-head matmuls are too small to split, and forking per matmul left a core spinning.
-  const int64_t work = int64_t(shape.heads) * nq * nk * hd;
+  int64_t max_nq = 0, max_nk = 0, work = 0;
+  for (int j = 0; j < n_jobs; ++j) {
+    max_nq = std::max(max_nq, jobs[j].nq);
+    max_nk = std::max(max_nk, jobs[j].nk);
+    work += int64_t(shape.heads) * jobs[j].nq * jobs[j].nk * hd;
+  }
+  if (max_nq <= 0 || max_nk <= 0) return;
+  // Every (job, head) pair is a task of ONE parallel region: a batched step's eight small
+  // canvases keep both cores busy, where a region per canvas left one spinning between
+  // them. Each task's matmuls and softmax run on its own thread; a thread keeps the K/V
+  // group it transposed last, so consecutive heads of a group share it. The result of a
+  // task does not depend on which thread runs it.
+  const int64_t tasks = int64_t(n_jobs) * shape.heads;
 #pragma omp parallel if (work > (int64_t(1) << 16))
   {
-    std::vector<float> qh(size_t(nq * hd)), kh(size_t(nk * hd)), vt(size_t(nk * hd)), scores(size_t(nq * nk)),
-        oh(size_t(nq * hd));
-    int loaded_group = -1;
-#pragma omp for schedule(static)
-    for (int h = 0; h < shape.heads; ++h) {
-      const int g = h / group;
-      if (g != loaded_group) {
+    std::vector<float> qh(size_t(max_nq * hd)), kh(size_t(max_nk * hd)), vt(size_t(max_nk * hd)),
+        scores(size_t(max_nq * max_nk)), oh(size_t(max_nq * hd));
+    int64_t loaded = -1;  // job * kv_heads + group held in kh / vt
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t t = 0; t < tasks; ++t) {
+      const AttentionJob& job = jobs[t / shape.heads];
+      const int h = int(t % shape.heads), g = h / group;
+      const int64_t nq = job.nq, nk = job.nk;
+      if (nq <= 0 || nk <= 0) continue;
+      const int64_t key = (t / shape.heads) * shape.kv_heads + g;
+      if (key != loaded) {
         // kh [nk, hd], vt [hd, nk] (transposed so P·V is a matmul against [out=hd, k=nk]).
-        for (int64_t r = 0; r < nk; ++r)
-          for (int d = 0; d < hd; ++d) {
-            kh[size_t(r * hd + d)] = k[r * kv_stride + int64_t(g) * hd + d];
-            vt[size_t(int64_t(d) * nk + r)] = v[r * kv_stride + int64_t(g) * hd + d];
-          }
-        loaded_group = g;
+        for (int64_t r = 0; r < nk; ++r) {
+          const float* kr = job.k_rows[r] + int64_t(g) * hd;
+          const float* vr = job.v_rows[r] + int64_t(g) * hd;
+          std::copy_n(kr, hd, kh.data() + r * hd);
+          for (int d = 0; d < hd; ++d) vt[size_t(int64_t(d) * nk + r)] = vr[d];
+        }
+        loaded = key;
       }
-      for (int64_t r = 0; r < nq; ++r) std::copy_n(q + r * q_stride + int64_t(h) * hd, hd, qh.data() + r * hd);
+      for (int64_t r = 0; r < nq; ++r) std::copy_n(job.q + r * q_stride + int64_t(h) * hd, hd, qh.data() + r * hd);
       matmul(qh.data(), nq, f32_matrix(kh.data(), nk, hd), nullptr, scores.data());  // [nq, nk]
-      if (mask.block > 0)
+      if (job.mask.block > 0)
         for (int64_t r = 0; r < nq; ++r)
           for (int64_t j = 0; j < nk; ++j)
-            if (!mask.visible(r, j)) scores[size_t(r * nk + j)] = -INFINITY;  // exp -> exactly 0
+            if (!job.mask.visible(r, j)) scores[size_t(r * nk + j)] = -INFINITY;  // exp -> exactly 0
       softmax_rows(scores.data(), nq, nk, scale);
       matmul(scores.data(), nq, f32_matrix(vt.data(), hd, nk), nullptr, oh.data());  // [nq, hd]
       for (int64_t r = 0; r < nq; ++r) {
-        float* dst = out + r * q_stride + int64_t(h) * hd;
+        float* dst = job.out + r * q_stride + int64_t(h) * hd;
         for (int d = 0; d < hd; ++d)
           dst[d] = bf16 ? unmask::round_to_bf16(oh[size_t(r * hd + d)]) : oh[size_t(r * hd + d)];
       }
@@ -171,24 +183,43 @@ void attention_seq(const float* q, int64_t nq, const float* k, const float* v, i
   }
 }
 
-void attention_seq_reference(const float* q, int64_t nq, const float* k, const float* v, int64_t nk,
-                             const AttentionShape& shape, float* out, const AttentionMask& mask) {
+namespace {
+
+// Row pointers of a contiguous K or V block [n, stride].
+std::vector<const float*> contiguous_rows(const float* base, int64_t n, int64_t stride) {
+  std::vector<const float*> rows(static_cast<size_t>(n));
+  for (int64_t r = 0; r < n; ++r) rows[size_t(r)] = base + r * stride;
+  return rows;
+}
+
+}  // namespace
+
+void attention_seq(const float* q, int64_t nq, const float* k, const float* v, int64_t nk,
+                   const AttentionShape& shape, bool bf16, float* out, const AttentionMask& mask) {
+  if (nq <= 0 || nk <= 0) return;
+  const int64_t kv_stride = int64_t(shape.kv_heads) * shape.head_dim;
+  const std::vector<const float*> k_rows = contiguous_rows(k, nk, kv_stride), v_rows = contiguous_rows(v, nk, kv_stride);
+  const AttentionJob job{q, nq, k_rows.data(), v_rows.data(), nk, out, mask};
+  attention_jobs(&job, 1, shape, bf16);
+}
+
+void attention_job_reference(const AttentionJob& job, const AttentionShape& shape) {
   const int hd = shape.head_dim;
   const int group = shape.heads / shape.kv_heads;
-  const int64_t q_stride = int64_t(shape.heads) * hd, kv_stride = int64_t(shape.kv_heads) * hd;
-  std::vector<double> p(static_cast<size_t>(nk));
-  for (int64_t i = 0; i < nq; ++i)
+  const int64_t q_stride = int64_t(shape.heads) * hd;
+  std::vector<double> p(static_cast<size_t>(job.nk));
+  for (int64_t i = 0; i < job.nq; ++i)
     for (int h = 0; h < shape.heads; ++h) {
-      const float* qi = q + i * q_stride + int64_t(h) * hd;
-      const int g = h / group;
+      const float* qi = job.q + i * q_stride + int64_t(h) * hd;
+      const int64_t g_off = int64_t(h / group) * hd;
       double mx = -INFINITY;
-      for (int64_t j = 0; j < nk; ++j) {
-        if (!mask.visible(i, j)) {
+      for (int64_t j = 0; j < job.nk; ++j) {
+        if (!job.mask.visible(i, j)) {
           p[size_t(j)] = -INFINITY;
           continue;
         }
         double dot = 0;
-        for (int d = 0; d < hd; ++d) dot += double(qi[d]) * k[j * kv_stride + int64_t(g) * hd + d];
+        for (int d = 0; d < hd; ++d) dot += double(qi[d]) * job.k_rows[j][g_off + d];
         p[size_t(j)] = dot / std::sqrt(double(hd));
         mx = std::max(mx, p[size_t(j)]);
       }
@@ -196,19 +227,30 @@ void attention_seq_reference(const float* q, int64_t nq, const float* k, const f
       for (auto& x : p) sum += (x = std::exp(x - mx));
       for (int d = 0; d < hd; ++d) {
         double acc = 0;
-        for (int64_t j = 0; j < nk; ++j) acc += p[size_t(j)] * v[j * kv_stride + int64_t(g) * hd + d];
-        out[i * q_stride + int64_t(h) * hd + d] = float(acc / sum);
+        for (int64_t j = 0; j < job.nk; ++j) acc += p[size_t(j)] * job.v_rows[j][g_off + d];
+        job.out[i * q_stride + int64_t(h) * hd + d] = float(acc / sum);
       }
     }
+}
+
+void attention_seq_reference(const float* q, int64_t nq, const float* k, const float* v, int64_t nk,
+                             const AttentionShape& shape, float* out, const AttentionMask& mask) {
+  const int64_t kv_stride = int64_t(shape.kv_heads) * shape.head_dim;
+  const std::vector<const float*> k_rows = contiguous_rows(k, nk, kv_stride), v_rows = contiguous_rows(v, nk, kv_stride);
+  attention_job_reference(AttentionJob{q, nq, k_rows.data(), v_rows.data(), nk, out, mask}, shape);
 }
 
 void attention(const float* q, const float* k, const float* v, const int32_t* seq_offsets, int n_seq,
                const AttentionShape& shape, bool bf16, float* out) {
   const int64_t q_stride = int64_t(shape.heads) * shape.head_dim, kv_stride = int64_t(shape.kv_heads) * shape.head_dim;
+  const int64_t n = seq_offsets[n_seq];
+  const std::vector<const float*> k_rows = contiguous_rows(k, n, kv_stride), v_rows = contiguous_rows(v, n, kv_stride);
+  std::vector<AttentionJob> jobs(static_cast<size_t>(n_seq));
   for (int s = 0; s < n_seq; ++s) {
     const int64_t b = seq_offsets[s], len = seq_offsets[s + 1] - seq_offsets[s];
-    attention_seq(q + b * q_stride, len, k + b * kv_stride, v + b * kv_stride, len, shape, bf16, out + b * q_stride);
+    jobs[size_t(s)] = AttentionJob{q + b * q_stride, len, k_rows.data() + b, v_rows.data() + b, len, out + b * q_stride, {}};
   }
+  attention_jobs(jobs.data(), n_seq, shape, bf16);
 }
 
 void attention_reference(const float* q, const float* k, const float* v, const int32_t* seq_offsets, int n_seq,
