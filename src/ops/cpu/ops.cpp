@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "ops/cpu/matmul.h"
+#include "ops/cpu/vec_math.h"
 #include "ops/ops.h"
 #include "unmask/quant.h"
 
@@ -114,11 +115,9 @@ void softmax_rows(float* s, int64_t rows, int64_t cols, float scale) {
       row[j] *= scale;
       mx = std::max(mx, row[j]);
     }
+    exp_shifted(best_isa(), row, mx, row, cols);
     float sum = 0;
-    for (int64_t j = 0; j < cols; ++j) {
-      row[j] = std::exp(row[j] - mx);
-      sum += row[j];
-    }
+    for (int64_t j = 0; j < cols; ++j) sum += row[j];
     const float inv = 1.0f / sum;
     for (int64_t j = 0; j < cols; ++j) row[j] *= inv;
   }
@@ -264,13 +263,14 @@ void attention_reference(const float* q, const float* k, const float* v, const i
 }
 
 void silu_mul(float* gate, const float* up, int64_t n, bool bf16) {
+  // Chunks of whole vectors; every element is computed the same way on any thread.
+  constexpr int64_t kChunk = 4096;
+  const Isa isa = best_isa();
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
 #pragma omp parallel for schedule(static) if (n > kParallelElements)
-  for (int64_t i = 0; i < n; ++i) {
-    float g = gate[i];
-    float s = g / (1.0f + std::exp(-g));
-    if (bf16) s = unmask::round_to_bf16(s);
-    float r = s * up[i];
-    gate[i] = bf16 ? unmask::round_to_bf16(r) : r;
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t begin = c * kChunk;
+    silu_mul_rows(isa, gate + begin, up + begin, std::min(kChunk, n - begin), bf16);
   }
 }
 

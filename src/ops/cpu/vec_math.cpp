@@ -1,0 +1,49 @@
+// ops/cpu/vec_math.cpp — the scalar exp_f32 / SwiGLU reference and the ISA dispatch.
+#include "ops/cpu/vec_math.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "unmask/tensor.h"
+
+namespace unmask::ops {
+
+namespace {
+// ln2 split so n·kLn2Hi is exact to double rounding and kLn2Lo carries the rest.
+constexpr double kLog2e = 1.4426950408889634;
+constexpr double kLn2Hi = 0x1.62e42fefa39efp-1;
+constexpr double kLn2Lo = 0x1.abc9e3b39803fp-56;
+}  // namespace
+
+float exp_f32(float xf) {
+  // Clamp (NaN passes through fmin/fmax as the other operand would drop it, so test it).
+  if (std::isnan(xf)) return xf;
+  // Outside [-110, 100] the f32 result is 0 or inf already; the clamp keeps 2^n finite.
+  const double x = std::min(100.0, std::max(-110.0, double(xf)));
+  const double n = std::nearbyint(x * kLog2e);
+  const double r = std::fma(-n, kLn2Lo, std::fma(-n, kLn2Hi, x));
+  // Horner: sum_{k<=11} r^k / k!.
+  double p = 1.0 / 39916800.0;
+  for (double c : {1.0 / 3628800.0, 1.0 / 362880.0, 1.0 / 40320.0, 1.0 / 5040.0, 1.0 / 720.0, 1.0 / 120.0,
+                   1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0})
+    p = std::fma(p, r, c);
+  return float(std::ldexp(p, int(n)));
+}
+
+void exp_shifted(Isa isa, const float* x, float shift, float* y, int64_t n) {
+  if (isa == Isa::kAvx512) return vec_math_detail::exp_shifted_avx512(x, shift, y, n);
+  for (int64_t i = 0; i < n; ++i) y[i] = exp_f32(x[i] - shift);
+}
+
+void silu_mul_rows(Isa isa, float* gate, const float* up, int64_t n, bool bf16) {
+  if (isa == Isa::kAvx512) return vec_math_detail::silu_mul_avx512(gate, up, n, bf16);
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = gate[i];
+    float s = g / (1.0f + exp_f32(-g));
+    if (bf16) s = unmask::round_to_bf16(s);
+    const float r = s * up[i];
+    gate[i] = bf16 ? unmask::round_to_bf16(r) : r;
+  }
+}
+
+}  // namespace unmask::ops

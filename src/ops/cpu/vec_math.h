@@ -1,0 +1,34 @@
+// ops/cpu/vec_math.h — exp and SwiGLU over f32 arrays, with a scalar reference that the
+// AVX-512 path matches bit for bit (owns nothing; every pointer is the caller's).
+//
+// exp_f32 is the engine's one exp for activations (SwiGLU's sigmoid, attention softmax):
+// x = n·ln2 + r with |r| <= ln2/2, e^r by its degree-11 Taylor polynomial in float64
+// (truncation error r^12/12! < 7e-15 relative), scaled by 2^n exactly, rounded ONCE to
+// f32. It is therefore correctly rounded except where e^x lies within ~1e-7 ulp of a
+// rounding midpoint; glibc's expf is within 0.502 ulp and differs from it on ~8e-5 of
+// inputs by one ulp (measured over every 7th f32 in [-110, 100]; test VecMath.*).
+// Computing the SIMD lanes with the same float64 operations makes them identical to
+// the scalar loop, so results do not depend on the instruction set.
+#pragma once
+#include <cstdint>
+
+#include "ops/cpu/matmul.h"
+
+namespace unmask::ops {
+
+float exp_f32(float x);
+
+// y[i] = exp_f32(x[i] - shift) for i < n; x may equal y.
+void exp_shifted(Isa isa, const float* x, float shift, float* y, int64_t n);
+
+// gate[i] = silu(gate[i]) * up[i] with silu(g) = g / (1 + exp_f32(-g)); when bf16 the
+// silu value and the product are each rounded to bf16 (torch's bf16 op order).
+void silu_mul_rows(Isa isa, float* gate, const float* up, int64_t n, bool bf16);
+
+namespace vec_math_detail {
+// The AVX-512 bodies (vec_math_avx512.cpp); callers go through the dispatchers above.
+void exp_shifted_avx512(const float* x, float shift, float* y, int64_t n);
+void silu_mul_avx512(float* gate, const float* up, int64_t n, bool bf16);
+}  // namespace vec_math_detail
+
+}  // namespace unmask::ops

@@ -1,0 +1,81 @@
+// ops/cpu/vec_math_avx512.cpp — exp_f32 and SwiGLU, 16 floats at a time. Each lane does
+// exactly the float64 operations of the scalar exp_f32 (vec_math.cpp), so the results
+// are bitwise equal to it; the tail is handled with masked loads / stores.
+#include "ops/cpu/immintrin_quiet.h"
+#include "ops/cpu/vec_math.h"
+
+namespace unmask::ops::vec_math_detail {
+
+namespace {
+
+// e^x for 8 doubles holding f32 values; see exp_f32 for the method.
+__m512d exp_pd(__m512d x) {
+  // min/max return their SECOND operand when either is NaN, so NaN lanes survive.
+  x = _mm512_min_pd(_mm512_set1_pd(100.0), x);
+  x = _mm512_max_pd(_mm512_set1_pd(-110.0), x);
+  const __m512d n = _mm512_roundscale_pd(_mm512_mul_pd(x, _mm512_set1_pd(1.4426950408889634)),
+                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512d r = _mm512_fnmadd_pd(n, _mm512_set1_pd(0x1.62e42fefa39efp-1), x);
+  r = _mm512_fnmadd_pd(n, _mm512_set1_pd(0x1.abc9e3b39803fp-56), r);
+  __m512d p = _mm512_set1_pd(1.0 / 39916800.0);
+  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0 / 3628800.0));
+  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0 / 362880.0));
+  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0 / 40320.0));
+  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0 / 5040.0));
+  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0 / 720.0));
+  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0 / 120.0));
+  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0 / 24.0));
+  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0 / 6.0));
+  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(0.5));
+  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0));
+  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0));
+  return _mm512_scalef_pd(p, n);  // p * 2^n, exact (as ldexp)
+}
+
+__m512 exp_ps(__m512 x) {
+  const __m512d lo = exp_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(x)));
+  const __m512d hi = exp_pd(_mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1))));
+  return _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtpd_ps(lo)), _mm512_cvtpd_ps(hi), 1);
+}
+
+// unmask::round_to_bf16 per lane: round to nearest even on the top 16 bits; NaN -> quiet NaN.
+__m512 round_bf16_ps(__m512 v) {
+  const __m512i u = _mm512_castps_si512(v);
+  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+  const __m512i rounded = _mm512_and_si512(_mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))),
+                                           _mm512_set1_epi32(int(0xffff0000u)));
+  const __m512i abs = _mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff));
+  const __mmask16 nan = _mm512_cmpgt_epu32_mask(abs, _mm512_set1_epi32(0x7f800000));
+  const __m512i quiet = _mm512_and_si512(_mm512_or_si512(u, _mm512_set1_epi32(0x400000)),
+                                         _mm512_set1_epi32(int(0xffff0000u)));
+  return _mm512_castsi512_ps(_mm512_mask_mov_epi32(rounded, nan, quiet));
+}
+
+__mmask16 tail_mask(int64_t left) { return left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1); }
+
+}  // namespace
+
+void exp_shifted_avx512(const float* x, float shift, float* y, int64_t n) {
+  const __m512 s = _mm512_set1_ps(shift);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = tail_mask(n - i);
+    const __m512 v = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), s);
+    _mm512_mask_storeu_ps(y + i, m, exp_ps(v));
+  }
+}
+
+void silu_mul_avx512(float* gate, const float* up, int64_t n, bool bf16) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = tail_mask(n - i);
+    const __m512 g = _mm512_maskz_loadu_ps(m, gate + i);
+    const __m512 e = exp_ps(_mm512_sub_ps(_mm512_setzero_ps(), g));
+    __m512 s = _mm512_div_ps(g, _mm512_add_ps(one, e));
+    if (bf16) s = round_bf16_ps(s);
+    __m512 r = _mm512_mul_ps(s, _mm512_maskz_loadu_ps(m, up + i));
+    if (bf16) r = round_bf16_ps(r);
+    _mm512_mask_storeu_ps(gate + i, m, r);
+  }
+}
+
+}  // namespace unmask::ops::vec_math_detail

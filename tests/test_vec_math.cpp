@@ -1,0 +1,116 @@
+// exp_f32 and SwiGLU: the AVX-512 lanes against the scalar reference (bitwise), and the
+// reference against libm.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "ops/cpu/vec_math.h"
+#include "unmask/tensor.h"
+
+namespace unmask::ops {
+namespace {
+
+uint32_t bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+
+// Ulps between two finite floats of the same sign.
+int64_t ulp_distance(float a, float b) { return std::llabs(int64_t(bits(a)) - int64_t(bits(b))); }
+
+// Random activations: wide normal values plus the edges (huge, tiny, +-0, +-inf, NaN,
+// denormal results, values near the overflow / underflow thresholds).
+std::vector<float> activations(int64_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 6.0f);
+  std::vector<float> x(static_cast<size_t>(n));
+  for (auto& v : x) v = normal(rng);
+  const float edges[] = {0.0f, -0.0f, 88.72f, 88.73f, -87.33f, -103.9f, -104.0f, 200.0f, -200.0f,
+                         std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
+                         std::numeric_limits<float>::quiet_NaN(), 1e-30f, -1e-30f};
+  for (size_t i = 0; i < std::size(edges) && i * 7 < x.size(); ++i) x[i * 7] = edges[i];
+  return x;
+}
+
+void expect_same_bits(const std::vector<float>& want, const std::vector<float>& got, const char* what) {
+  ASSERT_EQ(want.size(), got.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    if (std::isnan(want[i])) {
+      EXPECT_TRUE(std::isnan(got[i])) << what << " at " << i;
+      continue;
+    }
+    ASSERT_EQ(bits(want[i]), bits(got[i])) << what << " at " << i << ": " << want[i] << " vs " << got[i];
+  }
+}
+
+TEST(VecMath, ExpIsWithinOneUlpOfLibmAndUsuallyEqual) {
+  // Every 4099th f32 bit pattern whose exp is a normal, finite f32 (and a few beyond).
+  int64_t total = 0, differ = 0;
+  for (uint64_t u = 0; u <= 0xffffffffu; u += 4099) {
+    float x;
+    const uint32_t u32 = uint32_t(u);
+    std::memcpy(&x, &u32, 4);
+    if (!(x > -87.0f && x < 88.0f)) continue;
+    ++total;
+    const float want = std::exp(x), got = exp_f32(x);
+    ASSERT_LE(ulp_distance(want, got), 1) << "x = " << x;
+    differ += bits(want) != bits(got);
+  }
+  ASSERT_GT(total, 100000);
+  // glibc is within 0.502 ulp, exp_f32 nearly correctly rounded: they part on ~1e-4.
+  EXPECT_LT(double(differ) / double(total), 1e-3) << differ << " of " << total;
+  EXPECT_EQ(exp_f32(0.0f), 1.0f);
+  EXPECT_EQ(exp_f32(-std::numeric_limits<float>::infinity()), 0.0f);
+  EXPECT_EQ(exp_f32(-200.0f), 0.0f);
+  EXPECT_TRUE(std::isinf(exp_f32(89.0f)));
+  EXPECT_TRUE(std::isnan(exp_f32(std::numeric_limits<float>::quiet_NaN())));
+  EXPECT_GT(exp_f32(-100.0f), 0.0f);  // a denormal f32, not flushed
+}
+
+TEST(VecMath, Avx512ExpEqualsTheScalarReference) {
+  if (!isa_available(Isa::kAvx512)) GTEST_SKIP() << "no AVX-512 on this CPU";
+  for (int64_t n : {1, 15, 16, 17, 1001}) {
+    const std::vector<float> x = activations(n, uint32_t(n));
+    const float shift = 0.37f;
+    std::vector<float> want(x.size()), got(x.size());
+    exp_shifted(Isa::kScalar, x.data(), shift, want.data(), n);
+    exp_shifted(Isa::kAvx512, x.data(), shift, got.data(), n);
+    expect_same_bits(want, got, "exp_shifted");
+    std::vector<float> in_place = x;  // x may equal y
+    exp_shifted(Isa::kAvx512, in_place.data(), shift, in_place.data(), n);
+    expect_same_bits(want, in_place, "exp_shifted in place");
+  }
+}
+
+TEST(VecMath, Avx512SiluMulEqualsTheScalarReference) {
+  if (!isa_available(Isa::kAvx512)) GTEST_SKIP() << "no AVX-512 on this CPU";
+  for (bool bf16 : {false, true})
+    for (int64_t n : {1, 15, 17, 769, 4099}) {
+      const std::vector<float> gate = activations(n, uint32_t(2 * n + bf16)), up = activations(n, uint32_t(3 * n));
+      std::vector<float> want = gate, got = gate;
+      silu_mul_rows(Isa::kScalar, want.data(), up.data(), n, bf16);
+      silu_mul_rows(Isa::kAvx512, got.data(), up.data(), n, bf16);
+      expect_same_bits(want, got, bf16 ? "silu_mul bf16" : "silu_mul f32");
+    }
+}
+
+TEST(VecMath, SiluMulMatchesTheFormulaInDouble) {
+  const int64_t n = 333;
+  const std::vector<float> gate = activations(n, 5), up = activations(n, 6);
+  std::vector<float> y = gate;
+  silu_mul_rows(Isa::kScalar, y.data(), up.data(), n, false);
+  for (int64_t i = 0; i < n; ++i) {
+    const double g = gate[size_t(i)], want = g / (1.0 + std::exp(-g)) * up[size_t(i)];
+    if (!std::isfinite(want)) continue;
+    // Three f32 roundings (exp, divide, multiply) plus 1 + e: a few ulp of the result.
+    EXPECT_NEAR(y[size_t(i)], want, 4e-7 * std::fabs(want) + 1e-30) << "g = " << g;
+  }
+}
+
+}  // namespace
+}  // namespace unmask::ops
