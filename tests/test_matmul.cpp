@@ -1,7 +1,9 @@
 // Matmul kernels (every ISA the CPU has) against the scalar reference.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -147,6 +149,33 @@ TEST(Matmul, Bf16RoundsActivationsToNearestEven) {
     matmul_with_isa(isa, xr.data(), 2, c.view(), nullptr, b.data());
     EXPECT_EQ(a, b) << isa_name(isa);
   }
+}
+
+// The rounding epilogue: bitwise the plain product followed by ops::round_to_bf16, on
+// every ISA, with a bias, several threads' worth of columns and a NaN row (kept quiet).
+TEST(Matmul, RoundBf16EpilogueEqualsRoundingAfterwards) {
+  uint32_t seed = 7;
+  for (DType dtype : {DType::F32, DType::BF16})
+    for (auto [n, k, out] : {std::array<int64_t, 3>{1, 7, 5}, {17, 257, 66}, {65, 130, 301}}) {
+      Case c = make_case(n, k, out, dtype, 0, seed++);
+      c.x[size_t(k)] = NAN;  // row 1 (when there is one) turns to NaN
+      for (Isa isa : available_isas()) {
+        std::vector<float> want(size_t(n * out)), got(size_t(n * out), 1.0f);
+        matmul_with_isa(isa, c.x.data(), n, c.view(), c.bias.data(), want.data());
+        for (float& v : want) v = round_to_bf16(v);
+        matmul_round_bf16_with_isa(isa, c.x.data(), n, c.view(), c.bias.data(), got.data());
+        for (size_t i = 0; i < want.size(); ++i) {
+          if (std::isnan(want[i])) {
+            ASSERT_TRUE(std::isnan(got[i])) << isa_name(isa) << " at " << i;
+            continue;
+          }
+          uint32_t a, b;
+          std::memcpy(&a, &want[i], 4);
+          std::memcpy(&b, &got[i], 4);
+          ASSERT_EQ(a, b) << isa_name(isa) << " " << dtype_name(dtype) << " n=" << n << " at " << i;
+        }
+      }
+    }
 }
 
 TEST(Matmul, BestIsaIsAvailable) { EXPECT_TRUE(isa_available(best_isa())); }

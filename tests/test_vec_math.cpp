@@ -99,6 +99,27 @@ TEST(VecMath, Avx512SiluMulEqualsTheScalarReference) {
     }
 }
 
+TEST(VecMath, Avx512ExpMomentsAgreeWithTheScalarSums) {
+  if (!isa_available(Isa::kAvx512)) GTEST_SKIP() << "no AVX-512 on this CPU";
+  std::mt19937 rng(11);
+  std::normal_distribution<float> normal(0.0f, 8.0f);
+  for (int64_t n : {1, 7, 8, 9, 4099}) {
+    std::vector<float> x(static_cast<size_t>(n));
+    for (auto& v : x) v = normal(rng);
+    if (n > 2) x[1] = -std::numeric_limits<float>::infinity();  // a banned token: counts 0
+    if (n > 3) x[2] = -1e30f;                                   // below e^-700: counts 0
+    double m = -INFINITY;
+    for (float v : x) m = std::max(m, double(v));
+    const ExpMoments want = exp_moments(Isa::kScalar, x.data(), n, m);
+    const ExpMoments got = exp_moments(Isa::kAvx512, x.data(), n, m);
+    ASSERT_TRUE(std::isfinite(got.sum) && std::isfinite(got.centered)) << n;
+    // Float64 sums of positive terms in another order, with exp's ~1e-15: a few 1e-15.
+    EXPECT_NEAR(got.sum, want.sum, 1e-14 * want.sum) << n;
+    EXPECT_NEAR(got.centered, want.centered, 1e-13 * std::fabs(want.centered) + 1e-300) << n;
+    EXPECT_GE(want.sum, 1.0);  // the maximum's own term
+  }
+}
+
 TEST(VecMath, SiluMulMatchesTheFormulaInDouble) {
   const int64_t n = 333;
   const std::vector<float> gate = activations(n, 5), up = activations(n, 6);

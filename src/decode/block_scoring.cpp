@@ -1,9 +1,11 @@
 #include "decode/block_scoring.h"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
 #include "decode/scoring.h"
+#include "ops/cpu/vec_math.h"
 
 namespace unmask::decode {
 
@@ -23,34 +25,28 @@ double RowStats::score(BlockScore kind) const {
 RowStats fused_row_stats(const float* row, int n, int32_t exclude) {
   RowStats st;
   st.row = row;
-  st.max = -INFINITY;
-  float best = -INFINITY, second = -INFINITY;
+  // Pass 1: the maximum over every entry and the two best candidates.
+  float mx = -INFINITY, best = -INFINITY, second = -INFINITY;
   for (int v = 0; v < n; ++v) {
-    const double l = row[v];
-    if (l > st.max) {
-      // Rescale the running sums to the new maximum: e^(l-m) = e^(l-m') e^(m'-m) and
-      // (l - m) = (l - m') + (m' - m). The first entry starts the sums at 0.
-      const double d = std::isinf(st.max) ? 0.0 : st.max - l;  // <= 0
-      const double scale = std::isinf(st.max) ? 0.0 : std::exp(d);
-      st.centered = scale * (st.centered + d * st.sum);
-      st.sum = scale * st.sum;
-      st.max = l;
-    }
-    const double e = std::exp(l - st.max);
-    st.sum += e;
-    st.centered += e * (l - st.max);
+    const float l = row[v];
+    mx = std::max(mx, l);
     if (v == exclude) continue;
     // Strict > keeps the first of equal logits, as argmax_first.
-    if (row[v] > best || st.top1 < 0) {
+    if (l > best || st.top1 < 0) {
       second = best;
       st.top2 = st.top1;
-      best = row[v];
+      best = l;
       st.top1 = v;
-    } else if (row[v] > second || st.top2 < 0) {
-      second = row[v];
+    } else if (l > second || st.top2 < 0) {
+      second = l;
       st.top2 = v;
     }
   }
+  // Pass 2: S and T about the maximum, 8 float64 lanes at a time (ops/cpu/vec_math.h).
+  st.max = mx;
+  const ops::ExpMoments moments = ops::exp_moments(ops::best_isa(), row, n, st.max);
+  st.sum = moments.sum;
+  st.centered = moments.centered;
   return st;
 }
 

@@ -1,8 +1,8 @@
 // decode/block_scoring.h — the block decoder's per-slot scores from one logit row.
 //
-// fused_row_stats makes ONE pass over the vocabulary and keeps only scalars: the two
-// best candidate tokens and an online log-sum-exp (running max m, sum of e^(l-m) and
-// of e^(l-m)(l-m), rescaled when m grows), so no probability vector is ever written.
+// fused_row_stats keeps only scalars, no probability vector is ever written: a first
+// pass finds the maximum m and the two best candidate tokens, a second (SIMD, float64)
+// sums e^(l-m) and e^(l-m)(l-m) (ops::exp_moments).
 // From those: confidence p(top1), margin p(top1) - p(top2), and negative entropy
 // sum_v p_v log p_v = T/S - log S with S = sum e^(l-m), T = sum e^(l-m)(l-m).
 // The normaliser runs over the whole row (the model's distribution); the mask id is

@@ -136,11 +136,15 @@ void forward(const Model& model, const ForwardBatch& batch, ForwardOutput* out) 
   out->expert_bytes_token_loop = 0;
   out->router_topk.clear();
   auto linear = [&](const float* in, const TensorView& w, const std::vector<float>& bias, float* y) {
-    if (batch.reference_precision)
-      ops::matmul_reference(in, n, w, bias.empty() ? nullptr : bias.data(), y);
-    else
-      ops::matmul(in, n, w, bias.empty() ? nullptr : bias.data(), y);
-    if (bf16) ops::round_to_bf16(y, n * w.dim(0));
+    const float* b = bias.empty() ? nullptr : bias.data();
+    if (batch.reference_precision) {
+      ops::matmul_reference(in, n, w, b, y);
+      if (bf16) ops::round_to_bf16(y, n * w.dim(0));
+    } else if (bf16) {
+      ops::matmul_round_bf16(in, n, w, b, y);
+    } else {
+      ops::matmul(in, n, w, b, y);
+    }
     out->flops += matmul_flops(n, w);
     out->weight_bytes += double(w.nbytes());
   };
@@ -239,11 +243,14 @@ void forward(const Model& model, const ForwardBatch& batch, ForwardOutput* out) 
   std::vector<float> picked(size_t(rows * d));
   for (int64_t r = 0; r < rows; ++r)
     std::copy_n(h.data() + int64_t(batch.logit_rows[size_t(r)]) * d, d, picked.data() + r * d);
-  if (batch.reference_precision)
+  if (batch.reference_precision) {
     ops::matmul_reference(picked.data(), rows, W.lm_head, nullptr, out->logits.data());
-  else
+    if (bf16) ops::round_to_bf16(out->logits.data(), rows * c.vocab);
+  } else if (bf16) {
+    ops::matmul_round_bf16(picked.data(), rows, W.lm_head, nullptr, out->logits.data());
+  } else {
     ops::matmul(picked.data(), rows, W.lm_head, nullptr, out->logits.data());
-  if (bf16) ops::round_to_bf16(out->logits.data(), rows * c.vocab);
+  }
   out->flops += matmul_flops(rows, W.lm_head);
   out->weight_bytes += double(W.lm_head.nbytes());
 }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "ops/cpu/qmatmul.h"
+#include "ops/ops.h"
 #include "unmask/error.h"
 #include "unmask/quant.h"
 
@@ -74,11 +75,16 @@ const char* isa_name(Isa isa) {
   return "?";
 }
 
-void matmul_with_isa(Isa isa, const float* x, int64_t n, const TensorView& w, const float* bias, float* y) {
+namespace {
+
+// The dispatcher behind matmul_with_isa / matmul_round_bf16_with_isa. Returns whether y
+// still needs rounding (every path but AVX-512 F32 / BF16 rounds after the product).
+bool run_matmul(Isa isa, const float* x, int64_t n, const TensorView& w, const float* bias, float* y,
+                bool round_bf16) {
   check_args(x, n, w, y);
   if (w.dtype == DType::F16 || dtype_is_quantized(w.dtype)) {  // GGUF weights: ops/cpu/qmatmul.cpp
     if (n > 0 && w.dim(0) > 0) qmatmul(isa, x, n, w, bias, y);
-    return;
+    return round_bf16;
   }
   matmul_detail::Problem p;
   p.x = x;
@@ -89,22 +95,40 @@ void matmul_with_isa(Isa isa, const float* x, int64_t n, const TensorView& w, co
   p.n = n;
   p.out = w.dim(0);
   p.k = w.dim(1);
-  if (n == 0 || p.out == 0) return;
+  if (n == 0 || p.out == 0) return false;
   if (p.k == 0) {  // empty sum: y is the bias (or zero)
     for (int64_t r = 0; r < n; ++r)
       for (int64_t c = 0; c < p.out; ++c) y[r * p.out + c] = bias ? bias[c] : 0.0f;
-    return;
+    return round_bf16;
   }
   p.threads = choose_threads(n, p.k, p.out);
   switch (isa) {
-    case Isa::kAvx512: matmul_detail::matmul_avx512(p); return;
-    case Isa::kAvx2: matmul_detail::matmul_avx2(p); return;
-    case Isa::kScalar: matmul_detail::matmul_scalar(p); return;
+    case Isa::kAvx512:
+      p.round_bf16 = round_bf16;
+      matmul_detail::matmul_avx512(p);
+      return false;
+    case Isa::kAvx2: matmul_detail::matmul_avx2(p); return round_bf16;
+    case Isa::kScalar: matmul_detail::matmul_scalar(p); return round_bf16;
   }
+  return round_bf16;
+}
+
+}  // namespace
+
+void matmul_with_isa(Isa isa, const float* x, int64_t n, const TensorView& w, const float* bias, float* y) {
+  run_matmul(isa, x, n, w, bias, y, false);
 }
 
 void matmul(const float* x, int64_t n, const TensorView& w, const float* bias, float* y) {
   matmul_with_isa(best_isa(), x, n, w, bias, y);
+}
+
+void matmul_round_bf16_with_isa(Isa isa, const float* x, int64_t n, const TensorView& w, const float* bias, float* y) {
+  if (run_matmul(isa, x, n, w, bias, y, true)) round_to_bf16(y, n * w.dim(0));
+}
+
+void matmul_round_bf16(const float* x, int64_t n, const TensorView& w, const float* bias, float* y) {
+  matmul_round_bf16_with_isa(best_isa(), x, n, w, bias, y);
 }
 
 void matmul_reference(const float* x, int64_t n, const TensorView& w, const float* bias, float* y) {
@@ -117,7 +141,7 @@ void matmul_reference(const float* x, int64_t n, const TensorView& w, const floa
     for (int64_t r = 0; r < n; ++r) {
       double acc = 0;
       for (int64_t i = 0; i < k; ++i) {
-        const float xv = bf16 ? round_to_bf16(x[r * k + i]) : x[r * k + i];
+        const float xv = bf16 ? unmask::round_to_bf16(x[r * k + i]) : x[r * k + i];
         acc += double(xv) * double(wrow[size_t(i)]);
       }
       if (bias) acc += double(bias[c]);
@@ -135,7 +159,7 @@ void matmul_scalar(const Problem& p) {
   const float* x = p.x;
   if (bf16) {  // x rounded once per call, as the SIMD paths do
     xr.resize(size_t(p.n * p.k));
-    for (int64_t i = 0; i < p.n * p.k; ++i) xr[size_t(i)] = round_to_bf16(p.x[i]);
+    for (int64_t i = 0; i < p.n * p.k; ++i) xr[size_t(i)] = unmask::round_to_bf16(p.x[i]);
     x = xr.data();
   }
   const auto* wb = static_cast<const uint8_t*>(p.w);

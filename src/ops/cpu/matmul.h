@@ -43,6 +43,12 @@ void matmul(const float* x, int64_t n, const TensorView& w, const float* bias, f
 // isa_available(isa).
 void matmul_with_isa(Isa isa, const float* x, int64_t n, const TensorView& w, const float* bias, float* y);
 
+// matmul, then y rounded to bf16 (torch's bf16 Linear output): bitwise equal to matmul
+// followed by ops::round_to_bf16(y), but the AVX-512 path rounds as it stores each tile,
+// saving a pass over y and a fork/join per call.
+void matmul_round_bf16(const float* x, int64_t n, const TensorView& w, const float* bias, float* y);
+void matmul_round_bf16_with_isa(Isa isa, const float* x, int64_t n, const TensorView& w, const float* bias, float* y);
+
 // Ground truth: plain scalar loops, products of (bf16-rounded, for BF16 W) x and W
 // summed in double, then rounded to f32. Single-threaded; slow by design.
 void matmul_reference(const float* x, int64_t n, const TensorView& w, const float* bias, float* y);
@@ -59,6 +65,7 @@ struct Problem {
   float* y = nullptr;           // [n, out]
   int64_t n = 0, k = 0, out = 0;
   int threads = 1;              // threads to use (already decided by the dispatcher)
+  bool round_bf16 = false;      // round y to bf16 as it is stored (matmul_avx512 only)
 };
 void matmul_avx512(const Problem& p);
 void matmul_avx2(const Problem& p);

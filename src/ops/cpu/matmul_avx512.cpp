@@ -207,6 +207,17 @@ void convert_row_bf16(const float* x, int64_t count, uint16_t* out) {
   for (; i < count; ++i) out[i] = f32_to_bf16(x[i]);
 }
 
+// unmask::round_to_bf16 on 4 lanes: round to nearest even on the top 16 bits, NaN -> quiet NaN.
+inline __m128 round_bf16_ps(__m128 v) {
+  const __m128i u = _mm_castps_si128(v);
+  const __m128i lsb = _mm_and_si128(_mm_srli_epi32(u, 16), _mm_set1_epi32(1));
+  const __m128i rounded = _mm_and_si128(_mm_add_epi32(u, _mm_add_epi32(lsb, _mm_set1_epi32(0x7fff))),
+                                        _mm_set1_epi32(int(0xffff0000u)));
+  const __mmask8 nan = _mm_cmpgt_epu32_mask(_mm_and_si128(u, _mm_set1_epi32(0x7fffffff)), _mm_set1_epi32(0x7f800000));
+  const __m128i quiet = _mm_and_si128(_mm_or_si128(u, _mm_set1_epi32(0x400000)), _mm_set1_epi32(int(0xffff0000u)));
+  return _mm_castsi128_ps(_mm_mask_mov_epi32(rounded, nan, quiet));
+}
+
 // Work units handed to threads dynamically (a thread that the OS or a noisy neighbour
 // slows down takes fewer; a static split made 2-thread n=64 runs wait on the slower
 // thread, 15-25% below their best). A unit is a range of output columns over all rows,
@@ -278,7 +289,11 @@ void run_range(const TileTable<T, Pick>& tiles, const T* x, int64_t ldx, const W
         const int64_t c = cb + j * kC, cc = std::min<int64_t>(kC, ce - c);
         const float* t = scratch + (i * col_tiles + j) * kR * kC;
         const __mmask8 m = __mmask8((1u << cc) - 1);
-        for (int64_t a = 0; a < rr; ++a) _mm_mask_storeu_ps(p.y + (r + a) * p.out + c, m, _mm_loadu_ps(t + a * kC));
+        if (p.round_bf16)
+          for (int64_t a = 0; a < rr; ++a)
+            _mm_mask_storeu_ps(p.y + (r + a) * p.out + c, m, round_bf16_ps(_mm_loadu_ps(t + a * kC)));
+        else
+          for (int64_t a = 0; a < rr; ++a) _mm_mask_storeu_ps(p.y + (r + a) * p.out + c, m, _mm_loadu_ps(t + a * kC));
       }
     }
   }

@@ -35,6 +35,19 @@ void exp_shifted(Isa isa, const float* x, float shift, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = exp_f32(x[i] - shift);
 }
 
+ExpMoments exp_moments(Isa isa, const float* x, int64_t n, double m) {
+  if (isa == Isa::kAvx512) return vec_math_detail::exp_moments_avx512(x, n, m);
+  ExpMoments s;
+  for (int64_t i = 0; i < n; ++i) {
+    const double d = double(x[i]) - m;
+    if (!(d >= -700.0)) continue;
+    const double e = std::exp(d);
+    s.sum += e;
+    s.centered += e * d;
+  }
+  return s;
+}
+
 void silu_mul_rows(Isa isa, float* gate, const float* up, int64_t n, bool bf16) {
   if (isa == Isa::kAvx512) return vec_math_detail::silu_mul_avx512(gate, up, n, bf16);
   for (int64_t i = 0; i < n; ++i) {

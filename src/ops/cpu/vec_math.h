@@ -25,7 +25,18 @@ void exp_shifted(Isa isa, const float* x, float shift, float* y, int64_t n);
 // silu value and the product are each rounded to bf16 (torch's bf16 op order).
 void silu_mul_rows(Isa isa, float* gate, const float* up, int64_t n, bool bf16);
 
+// Softmax moments of a row about its maximum m, in float64: sum = sum_i e^(x_i - m) and
+// centered = sum_i e^(x_i - m) (x_i - m). Terms with x_i - m < -700 (e^-700 ~ 1e-304)
+// and x_i = -inf count as 0; m must be >= every x_i. The scalar path sums std::exp in
+// index order; the AVX-512 path uses the float64 polynomial of exp_f32 (~1e-15 relative)
+// on 8 lanes, so the two agree to a few ulps of the sums, not bitwise.
+struct ExpMoments {
+  double sum = 0, centered = 0;
+};
+ExpMoments exp_moments(Isa isa, const float* x, int64_t n, double m);
+
 namespace vec_math_detail {
+ExpMoments exp_moments_avx512(const float* x, int64_t n, double m);
 // The AVX-512 bodies (vec_math_avx512.cpp); callers go through the dispatchers above.
 void exp_shifted_avx512(const float* x, float shift, float* y, int64_t n);
 void silu_mul_avx512(float* gate, const float* up, int64_t n, bool bf16);

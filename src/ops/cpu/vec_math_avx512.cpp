@@ -8,11 +8,8 @@ namespace unmask::ops::vec_math_detail {
 
 namespace {
 
-// e^x for 8 doubles holding f32 values; see exp_f32 for the method.
-__m512d exp_pd(__m512d x) {
-  // min/max return their SECOND operand when either is NaN, so NaN lanes survive.
-  x = _mm512_min_pd(_mm512_set1_pd(100.0), x);
-  x = _mm512_max_pd(_mm512_set1_pd(-110.0), x);
+// e^x for 8 doubles with |x| <= ~700 (so 2^n stays a normal double); see exp_f32.
+__m512d exp_pd_core(__m512d x) {
   const __m512d n = _mm512_roundscale_pd(_mm512_mul_pd(x, _mm512_set1_pd(1.4426950408889634)),
                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m512d r = _mm512_fnmadd_pd(n, _mm512_set1_pd(0x1.62e42fefa39efp-1), x);
@@ -30,6 +27,14 @@ __m512d exp_pd(__m512d x) {
   p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0));
   p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0));
   return _mm512_scalef_pd(p, n);  // p * 2^n, exact (as ldexp)
+}
+
+// e^x for 8 doubles holding f32 values, clamped to [-110, 100] first (the f32 result is
+// 0 / inf beyond). min/max return their SECOND operand when either is NaN, so NaN lanes survive.
+__m512d exp_pd(__m512d x) {
+  x = _mm512_min_pd(_mm512_set1_pd(100.0), x);
+  x = _mm512_max_pd(_mm512_set1_pd(-110.0), x);
+  return exp_pd_core(x);
 }
 
 __m512 exp_ps(__m512 x) {
@@ -62,6 +67,21 @@ void exp_shifted_avx512(const float* x, float shift, float* y, int64_t n) {
     const __m512 v = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), s);
     _mm512_mask_storeu_ps(y + i, m, exp_ps(v));
   }
+}
+
+ExpMoments exp_moments_avx512(const float* x, int64_t n, double m) {
+  const __m512d mv = _mm512_set1_pd(m), floor = _mm512_set1_pd(-700.0);
+  __m512d sum = _mm512_setzero_pd(), centered = _mm512_setzero_pd();
+  for (int64_t i = 0; i < n; i += 8) {
+    const __mmask8 tail = n - i >= 8 ? __mmask8(0xff) : __mmask8((1u << (n - i)) - 1);
+    const __m512d d = _mm512_sub_pd(_mm512_cvtps_pd(_mm256_maskz_loadu_ps(tail, x + i)), mv);
+    // Lanes past the tail, below e^-700 or -inf / NaN contribute nothing.
+    const __mmask8 live = _mm512_mask_cmp_pd_mask(tail, d, floor, _CMP_GE_OQ);
+    const __m512d e = _mm512_maskz_mov_pd(live, exp_pd_core(_mm512_maskz_mov_pd(live, d)));
+    sum = _mm512_add_pd(sum, e);
+    centered = _mm512_fmadd_pd(e, _mm512_maskz_mov_pd(live, d), centered);
+  }
+  return ExpMoments{_mm512_reduce_add_pd(sum), _mm512_reduce_add_pd(centered)};
 }
 
 void silu_mul_avx512(float* gate, const float* up, int64_t n, bool bf16) {
