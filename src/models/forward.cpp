@@ -162,6 +162,7 @@ void forward(const Model& model, const ForwardBatch& batch, ForwardOutput* out) 
   const ops::RopeParams rope_q{c.n_heads, c.head_dim, rotary, c.rope_theta, rope_rounding};
   const ops::RopeParams rope_k{c.n_kv_heads, c.head_dim, rotary, c.rope_theta, rope_rounding};
   const ops::AttentionShape attn_shape{c.n_heads, c.n_kv_heads, c.head_dim};
+  const ops::RopeTable rope = ops::rope_table(batch.positions.data(), n, rope_q);  // rope_k's angles are the same
 
   // Each sequence's keys: the order once, the row pointers per layer.
   auto seq_kv = [&](int s) -> const SequenceKv* {
@@ -190,8 +191,8 @@ void forward(const Model& model, const ForwardBatch& batch, ForwardOutput* out) 
       ops::rms_norm(q.data(), n * c.n_heads, hd, L.q_norm, c.rms_eps, bf16, q.data());
       ops::rms_norm(k.data(), n * c.n_kv_heads, hd, L.k_norm, c.rms_eps, bf16, k.data());
     }
-    ops::rope_neox(q.data(), n, batch.positions.data(), rope_q);
-    ops::rope_neox(k.data(), n, batch.positions.data(), rope_k);
+    ops::rope_neox(q.data(), n, rope, rope_q);
+    ops::rope_neox(k.data(), n, rope, rope_k);
     // All sequences' attention in one call (one parallel region over sequence x head).
     for (int s = 0; s < n_seq; ++s) {
       const int64_t begin = offsets[size_t(s)], len = offsets[size_t(s) + 1] - begin;

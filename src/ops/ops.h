@@ -5,6 +5,7 @@
 // would be bf16, so bf16 checkpoints can be compared against bf16 references.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "unmask/tensor.h"
 
@@ -33,6 +34,17 @@ struct RopeParams {
   RopeRounding rounding = RopeRounding::kNone;
 };
 void rope_neox(float* x, int64_t n, const int32_t* positions, const RopeParams& p);
+
+// The rotation's cos / sin per row, [n, rotary_dim / 2] each (rounded to bf16 for
+// kCosSinBf16). They depend only on the positions, so a forward computes them once and
+// rotates q and k of every layer with them; rope_neox(x, n, positions, p) is
+// rope_neox(x, n, rope_table(positions, n, p), p). Owns its vectors.
+struct RopeTable {
+  int half = 0;
+  std::vector<float> cos, sin;
+};
+RopeTable rope_table(const int32_t* positions, int64_t n, const RopeParams& p);
+void rope_neox(float* x, int64_t n, const RopeTable& table, const RopeParams& p);
 
 // Bidirectional scaled-dot-product attention with GQA, per sequence.
 // q [n, heads, hd], k/v [n, kv_heads, hd], out [n, heads, hd]; rows of sequence s are

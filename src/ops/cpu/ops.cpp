@@ -46,27 +46,40 @@ void rms_norm(const float* x, int64_t n, int64_t d, const TensorView& w, float e
   }
 }
 
-void rope_neox(float* x, int64_t n, const int32_t* positions, const RopeParams& p) {
-  const int half = p.rotary_dim / 2;
+RopeTable rope_table(const int32_t* positions, int64_t n, const RopeParams& p) {
+  RopeTable t;
+  t.half = p.rotary_dim / 2;
+  const size_t half = size_t(t.half);
   // inv_freq exactly as torch: 1 / theta ** (arange(0, dim, 2).float() / dim), in f32.
-  std::vector<float> inv_freq(static_cast<size_t>(half));
-  for (int j = 0; j < half; ++j) {
+  std::vector<float> inv_freq(half);
+  for (size_t j = 0; j < half; ++j) {
     const float exponent = float(2 * j) / float(p.rotary_dim);
-    inv_freq[size_t(j)] = 1.0f / std::pow(float(p.theta), exponent);
+    inv_freq[j] = 1.0f / std::pow(float(p.theta), exponent);
   }
+  t.cos.resize(size_t(n) * half);
+  t.sin.resize(size_t(n) * half);
+#pragma omp parallel for schedule(static) if (n * int64_t(half) > kParallelElements / 8)
+  for (int64_t r = 0; r < n; ++r)
+    for (size_t j = 0; j < half; ++j) {
+      const float angle = float(positions[r]) * inv_freq[j];
+      float c = std::cos(angle), s = std::sin(angle);
+      if (p.rounding == RopeRounding::kCosSinBf16) {
+        c = unmask::round_to_bf16(c);
+        s = unmask::round_to_bf16(s);
+      }
+      t.cos[size_t(r) * half + j] = c;
+      t.sin[size_t(r) * half + j] = s;
+    }
+  return t;
+}
+
+void rope_neox(float* x, int64_t n, const RopeTable& t, const RopeParams& p) {
+  const int half = t.half;
   const int64_t row_stride = int64_t(p.heads) * p.head_dim;
 #pragma omp parallel for schedule(static) if (n * row_stride > kParallelElements)
   for (int64_t r = 0; r < n; ++r) {
-    std::vector<float> cos_t(static_cast<size_t>(half)), sin_t(static_cast<size_t>(half));
-    for (int j = 0; j < half; ++j) {
-      const float angle = float(positions[r]) * inv_freq[size_t(j)];
-      cos_t[size_t(j)] = std::cos(angle);
-      sin_t[size_t(j)] = std::sin(angle);
-      if (p.rounding == RopeRounding::kCosSinBf16) {
-        cos_t[size_t(j)] = unmask::round_to_bf16(cos_t[size_t(j)]);
-        sin_t[size_t(j)] = unmask::round_to_bf16(sin_t[size_t(j)]);
-      }
-    }
+    const float* cos_t = t.cos.data() + r * half;
+    const float* sin_t = t.sin.data() + r * half;
     for (int h = 0; h < p.heads; ++h) {
       float* v = x + r * row_stride + int64_t(h) * p.head_dim;
       for (int j = 0; j < half; ++j) {
@@ -74,13 +87,11 @@ void rope_neox(float* x, int64_t n, const int32_t* positions, const RopeParams& 
         float lo, hi;
         if (p.rounding == RopeRounding::kCosSinBf16) {
           // q*cos + rotate_half(q)*sin with every bf16 tensor op rounded.
-          lo = unmask::round_to_bf16(unmask::round_to_bf16(a * cos_t[size_t(j)]) +
-                                     unmask::round_to_bf16(-b * sin_t[size_t(j)]));
-          hi = unmask::round_to_bf16(unmask::round_to_bf16(b * cos_t[size_t(j)]) +
-                                     unmask::round_to_bf16(a * sin_t[size_t(j)]));
+          lo = unmask::round_to_bf16(unmask::round_to_bf16(a * cos_t[j]) + unmask::round_to_bf16(-b * sin_t[j]));
+          hi = unmask::round_to_bf16(unmask::round_to_bf16(b * cos_t[j]) + unmask::round_to_bf16(a * sin_t[j]));
         } else {
-          lo = a * cos_t[size_t(j)] - b * sin_t[size_t(j)];
-          hi = b * cos_t[size_t(j)] + a * sin_t[size_t(j)];
+          lo = a * cos_t[j] - b * sin_t[j];
+          hi = b * cos_t[j] + a * sin_t[j];
           if (p.rounding == RopeRounding::kRotateF32) {
             lo = unmask::round_to_bf16(lo);
             hi = unmask::round_to_bf16(hi);
@@ -91,6 +102,10 @@ void rope_neox(float* x, int64_t n, const int32_t* positions, const RopeParams& 
       }
     }
   }
+}
+
+void rope_neox(float* x, int64_t n, const int32_t* positions, const RopeParams& p) {
+  rope_neox(x, n, rope_table(positions, n, p), p);
 }
 
 namespace {
