@@ -120,6 +120,43 @@ TEST(VecMath, Avx512ExpMomentsAgreeWithTheScalarSums) {
   }
 }
 
+// P·V over row pointers (attention): AVX-512 bitwise equal to the scalar FMA loop, and
+// both within f32 accumulation error of a float64 sum.
+TEST(VecMath, WeightedRowSumsMatchScalarAndDouble) {
+  std::mt19937 rng(21);
+  std::uniform_real_distribution<float> uni(-1.0f, 1.0f);
+  for (int64_t nr : {1, 5, 7, 13})
+    for (int64_t d : {1, 17, 64, 80, 130})
+      for (int64_t nk : {1, 37}) {
+        std::vector<float> p(size_t(nr * (nk + 3))), values(size_t(nk * (d + 5)));
+        for (auto& v : p) v = uni(rng);
+        for (auto& v : values) v = uni(rng);
+        std::vector<const float*> rows(static_cast<size_t>(nk));
+        for (int64_t j = 0; j < nk; ++j) rows[size_t(nk - 1 - j)] = values.data() + j * (d + 5);  // any order / stride
+        const int64_t ldo = d + 2;
+        std::vector<float> want(size_t(nr * ldo), 7.0f), got(size_t(nr * ldo), 7.0f);
+        const WeightedRows a{p.data(), nr, nk + 3, rows.data(), nk, d, want.data(), ldo};
+        weighted_row_sums(Isa::kScalar, a);
+        for (int64_t r = 0; r < nr; ++r) {
+          EXPECT_EQ(want[size_t(r * ldo + d)], 7.0f) << "wrote past the row";
+          for (int64_t i = 0; i < d; ++i) {
+            double exact = 0, mag = 0;
+            for (int64_t j = 0; j < nk; ++j) {
+              exact += double(p[size_t(r * (nk + 3) + j)]) * rows[size_t(j)][i];
+              mag += std::fabs(double(p[size_t(r * (nk + 3) + j)]) * rows[size_t(j)][i]);
+            }
+            // nk fused multiply-adds, each rounding once: nk * 2^-24 * sum |terms|.
+            ASSERT_NEAR(want[size_t(r * ldo + i)], exact, double(nk) * std::ldexp(1.0, -24) * mag);
+          }
+        }
+        if (!isa_available(Isa::kAvx512)) continue;
+        WeightedRows b = a;
+        b.out = got.data();
+        weighted_row_sums(Isa::kAvx512, b);
+        expect_same_bits(want, got, "weighted_row_sums");
+      }
+}
+
 TEST(VecMath, SiluMulMatchesTheFormulaInDouble) {
   const int64_t n = 333;
   const std::vector<float> gate = activations(n, 5), up = activations(n, 6);

@@ -158,11 +158,13 @@ void attention_jobs(const AttentionJob* jobs, int n_jobs, const AttentionShape& 
   // group it transposed last, so consecutive heads of a group share it. The result of a
   // task does not depend on which thread runs it.
   const int64_t tasks = int64_t(n_jobs) * shape.heads;
+  const Isa isa = best_isa();
 #pragma omp parallel if (work > (int64_t(1) << 16))
   {
-    std::vector<float> qh(size_t(max_nq * hd)), kh(size_t(max_nk * hd)), vt(size_t(max_nk * hd)),
-        scores(size_t(max_nq * max_nk)), oh(size_t(max_nq * hd));
-    int64_t loaded = -1;  // job * kv_heads + group held in kh / vt
+    std::vector<float> qh(size_t(max_nq * hd)), kh(size_t(max_nk * hd)), scores(size_t(max_nq * max_nk)),
+        oh(size_t(max_nq * hd));
+    std::vector<const float*> v_group(static_cast<size_t>(max_nk));
+    int64_t loaded = -1;  // job * kv_heads + group held in kh / v_group
 #pragma omp for schedule(dynamic, 1)
     for (int64_t t = 0; t < tasks; ++t) {
       const AttentionJob& job = jobs[t / shape.heads];
@@ -171,12 +173,10 @@ void attention_jobs(const AttentionJob* jobs, int n_jobs, const AttentionShape& 
       if (nq <= 0 || nk <= 0) continue;
       const int64_t key = (t / shape.heads) * shape.kv_heads + g;
       if (key != loaded) {
-        // kh [nk, hd], vt [hd, nk] (transposed so P·V is a matmul against [out=hd, k=nk]).
+        // kh [nk, hd] for the Q·K^T matmul; V rows are read in place by P·V.
         for (int64_t r = 0; r < nk; ++r) {
-          const float* kr = job.k_rows[r] + int64_t(g) * hd;
-          const float* vr = job.v_rows[r] + int64_t(g) * hd;
-          std::copy_n(kr, hd, kh.data() + r * hd);
-          for (int d = 0; d < hd; ++d) vt[size_t(int64_t(d) * nk + r)] = vr[d];
+          std::copy_n(job.k_rows[r] + int64_t(g) * hd, hd, kh.data() + r * hd);
+          v_group[size_t(r)] = job.v_rows[r] + int64_t(g) * hd;
         }
         loaded = key;
       }
@@ -187,7 +187,7 @@ void attention_jobs(const AttentionJob* jobs, int n_jobs, const AttentionShape& 
           for (int64_t j = 0; j < nk; ++j)
             if (!job.mask.visible(r, j)) scores[size_t(r * nk + j)] = -INFINITY;  // exp -> exactly 0
       softmax_rows(scores.data(), nq, nk, scale);
-      matmul(scores.data(), nq, f32_matrix(vt.data(), hd, nk), nullptr, oh.data());  // [nq, hd]
+      weighted_row_sums(isa, WeightedRows{scores.data(), nq, nk, v_group.data(), nk, hd, oh.data(), hd});  // [nq, hd]
       for (int64_t r = 0; r < nq; ++r) {
         float* dst = job.out + r * q_stride + int64_t(h) * hd;
         for (int d = 0; d < hd; ++d)

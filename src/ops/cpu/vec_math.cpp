@@ -48,6 +48,19 @@ ExpMoments exp_moments(Isa isa, const float* x, int64_t n, double m) {
   return s;
 }
 
+void weighted_row_sums(Isa isa, const WeightedRows& a) {
+  if (isa == Isa::kAvx512) return vec_math_detail::weighted_row_sums_avx512(a);
+  for (int64_t r = 0; r < a.nr; ++r) {
+    float* o = a.out + r * a.ldo;
+    std::fill(o, o + a.d, 0.0f);
+    for (int64_t j = 0; j < a.nk; ++j) {
+      const float w = a.p[r * a.ldp + j];
+      const float* v = a.rows[j];
+      for (int64_t i = 0; i < a.d; ++i) o[i] = std::fma(w, v[i], o[i]);
+    }
+  }
+}
+
 void silu_mul_rows(Isa isa, float* gate, const float* up, int64_t n, bool bf16) {
   if (isa == Isa::kAvx512) return vec_math_detail::silu_mul_avx512(gate, up, n, bf16);
   for (int64_t i = 0; i < n; ++i) {

@@ -35,7 +35,22 @@ struct ExpMoments {
 };
 ExpMoments exp_moments(Isa isa, const float* x, int64_t n, double m);
 
+// out[r, 0:d] = sum_j p[r, j] · rows[j][0:d] for r < nr, j < nk: attention's P·V with
+// the value rows read where they lie (row pointers, no transposed copy). Each output
+// is accumulated in key order with one fused multiply-add per term, on every ISA, so
+// the AVX-512 path equals the scalar loop bit for bit. p [nr, ldp], out [nr, ldo].
+struct WeightedRows {
+  const float* p = nullptr;
+  int64_t nr = 0, ldp = 0;
+  const float* const* rows = nullptr;  // [nk] pointers, each to d floats
+  int64_t nk = 0, d = 0;
+  float* out = nullptr;
+  int64_t ldo = 0;
+};
+void weighted_row_sums(Isa isa, const WeightedRows& a);
+
 namespace vec_math_detail {
+void weighted_row_sums_avx512(const WeightedRows& a);
 ExpMoments exp_moments_avx512(const float* x, int64_t n, double m);
 // The AVX-512 bodies (vec_math_avx512.cpp); callers go through the dispatchers above.
 void exp_shifted_avx512(const float* x, float shift, float* y, int64_t n);

@@ -4,6 +4,8 @@
 #include "ops/cpu/immintrin_quiet.h"
 #include "ops/cpu/vec_math.h"
 
+#include <algorithm>
+
 namespace unmask::ops::vec_math_detail {
 
 namespace {
@@ -82,6 +84,56 @@ ExpMoments exp_moments_avx512(const float* x, int64_t n, double m) {
     centered = _mm512_fmadd_pd(e, _mm512_maskz_mov_pd(live, d), centered);
   }
   return ExpMoments{_mm512_reduce_add_pd(sum), _mm512_reduce_add_pd(centered)};
+}
+
+namespace {
+
+// R output rows x one chunk of up to 64 columns [c0, c0 + 64): 4R accumulators in
+// registers across all keys, each value row chunk loaded once per R rows.
+template <int R>
+void weighted_rows_tile(const WeightedRows& a, int64_t r0, int64_t c0) {
+  const int64_t left = a.d - c0;
+  __mmask16 m[4];
+  for (int v = 0; v < 4; ++v) m[v] = tail_mask(std::max<int64_t>(0, left - 16 * v));
+  __m512 acc[R][4];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < 4; ++v) acc[r][v] = _mm512_setzero_ps();
+  for (int64_t j = 0; j < a.nk; ++j) {
+    const float* row = a.rows[j] + c0;
+    __m512 val[4];
+#pragma GCC unroll 4
+    for (int v = 0; v < 4; ++v) val[v] = _mm512_maskz_loadu_ps(m[v], row + 16 * v);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const __m512 w = _mm512_set1_ps(a.p[(r0 + r) * a.ldp + j]);
+#pragma GCC unroll 4
+      for (int v = 0; v < 4; ++v) acc[r][v] = _mm512_fmadd_ps(w, val[v], acc[r][v]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < 4; ++v) _mm512_mask_storeu_ps(a.out + (r0 + r) * a.ldo + c0 + 16 * v, m[v], acc[r][v]);
+}
+
+}  // namespace
+
+void weighted_row_sums_avx512(const WeightedRows& a) {
+  constexpr int kRows = 6;  // 24 accumulators + 4 value vectors + 1 broadcast of 32 zmm
+  for (int64_t c0 = 0; c0 < a.d; c0 += 64) {
+    int64_t r = 0;
+    for (; r + kRows <= a.nr; r += kRows) weighted_rows_tile<kRows>(a, r, c0);
+    switch (a.nr - r) {
+      case 5: weighted_rows_tile<5>(a, r, c0); break;
+      case 4: weighted_rows_tile<4>(a, r, c0); break;
+      case 3: weighted_rows_tile<3>(a, r, c0); break;
+      case 2: weighted_rows_tile<2>(a, r, c0); break;
+      case 1: weighted_rows_tile<1>(a, r, c0); break;
+      default: break;
+    }
+  }
 }
 
 void silu_mul_avx512(float* gate, const float* up, int64_t n, bool bf16) {
