@@ -3,6 +3,7 @@
 // decoded alone by block_decode / block_infill — cache policies, greedy and seeded
 // sampling, jobs joining, leaving and being cancelled mid-way, bad jobs.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <cstring>
 #include <fstream>
@@ -338,6 +339,18 @@ TEST_P(BatchOnModel, BlockCausalModelsRefuseInfill) {
   EXPECT_NE(j.error.find("block-causal"), std::string::npos) << j.error;
 }
 
+TEST(BatchSplit, EvenRowsSplitOverThreadsUnevenOnesStayTogether) {
+  using Groups = std::vector<std::vector<size_t>>;
+  EXPECT_EQ(split_into_groups({}, 4), Groups{});
+  EXPECT_EQ(split_into_groups({9}, 2), (Groups{{0}}));
+  EXPECT_EQ(split_into_groups({9, 9, 9}, 1), (Groups{{0, 1, 2}}));
+  // Longest first onto the lightest group, each group in job order.
+  EXPECT_EQ(split_into_groups({8, 8, 72, 8, 8, 72, 8, 8}, 2), (Groups{{0, 2, 3, 6}, {1, 4, 5, 7}}));
+  EXPECT_EQ(split_into_groups({9, 9, 9, 9}, 8), (Groups{{0}, {1}, {2}, {3}}));
+  // One 512-row refresh among 8-row steps: 2 x 528 / 544 > 1.3, one shared forward.
+  EXPECT_EQ(split_into_groups({8, 512, 8, 8, 8}, 2), (Groups{{0, 1, 2, 3, 4}}));
+}
+
 TEST_P(BatchOnModel, WeightBytesPerStepDoNotGrowWithTheBatch) {
   auto m = tiny(GetParam());
   const std::vector<std::string> keys{"chat", "code", "text", "chat"};
@@ -358,7 +371,10 @@ TEST_P(BatchOnModel, WeightBytesPerStepDoNotGrowWithTheBatch) {
     batch_decode_step(*m, ptrs, &st);  // in-block dual step: 9 rows per job
     EXPECT_EQ(st.jobs, int(n));
     EXPECT_EQ(st.query_rows, 9 * int(n));
-    bytes.push_back(st.weight_bytes);
+    // Equal rows split evenly: one forward per thread (at most one per job), each
+    // reading every weight once.
+    EXPECT_EQ(st.forwards, std::min(int(n), omp_get_max_threads()));
+    bytes.push_back(st.weight_bytes / st.forwards);
   }
   EXPECT_GT(bytes[0], 0);
   EXPECT_EQ(bytes[1], bytes[0]);

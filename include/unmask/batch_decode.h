@@ -5,6 +5,10 @@
 // rows of every active job — per-job variable-length attention, no padding, each job
 // attending to its own KV cache — so the weight bytes read per step do not grow with the
 // number of jobs. Then every job scores its own rows, commits, and emits its StepEvent.
+// With several threads and jobs whose rows split evenly (split_into_groups), the step
+// instead runs one forward per thread over its share of the jobs, each on its own thread:
+// small-model steps then keep every core busy without a fork/join per op (the weights
+// are read once per thread, which at these sizes stay in cache).
 // The decoding itself is block_decode / block_infill's (unmask/decode.h): a job is the
 // same state machine those functions run, fed by a batched forward instead of a
 // LogitSource; a batch of one is exactly block_decode.
@@ -90,6 +94,7 @@ struct DecodeJob {
 // What one batch_decode_step did (bench, server metrics).
 struct BatchStepStats {
   int jobs = 0;           // jobs that took part in the forward
+  int forwards = 0;       // forwards the step ran (one per group of split_into_groups)
   int query_rows = 0;     // rows fed to the forward (sum over jobs)
   int logit_rows = 0;     // rows the LM head ran on
   double weight_bytes = 0;  // weight bytes the forward read (ForwardOutput::weight_bytes)
@@ -105,6 +110,13 @@ struct BatchStepStats {
 // number of jobs still not done. Throws Error only when the forward itself fails (then
 // every job of the step is finished with kError as well).
 int batch_decode_step(const Model& model, const std::vector<DecodeJob*>& jobs, BatchStepStats* stats = nullptr);
+
+// How a step splits its jobs over `threads`: groups of job indices (each in job order)
+// given each job's forward rows. One group holding every job when there are fewer than
+// two jobs or threads, or when the longest-first split leaves a group more than 30% above
+// an even share of the rows (one long canvas refresh among short steps); otherwise
+// min(threads, jobs) groups.
+std::vector<std::vector<size_t>> split_into_groups(const std::vector<int>& rows, int threads);
 
 // Runs batch_decode_step until every job is done (no joins or leaves).
 void batch_decode_all(const Model& model, const std::vector<DecodeJob*>& jobs);

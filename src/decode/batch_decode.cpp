@@ -12,7 +12,11 @@
 //      prepares its next step, so a job that finished is marked done in this step.
 #include "unmask/batch_decode.h"
 
+#include <omp.h>
+
+#include <algorithm>
 #include <chrono>
+#include <string>
 
 #include "decode/block_job.h"
 #include "decode/forward_query.h"
@@ -70,6 +74,34 @@ bool ready(DecodeJob& j) {
 
 }  // namespace
 
+std::vector<std::vector<size_t>> split_into_groups(const std::vector<int>& rows, int threads) {
+  const size_t n = rows.size();
+  std::vector<std::vector<size_t>> one(n == 0 ? 0 : 1);
+  for (size_t i = 0; i < n; ++i) one[0].push_back(i);
+  const size_t g_count = std::min(n, size_t(std::max(threads, 1)));
+  if (g_count < 2) return one;
+  // Longest first onto the lightest group (LPT), then each group back in job order.
+  std::vector<size_t> order(n);
+  for (size_t i = 0; i < n; ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return rows[a] > rows[b]; });
+  std::vector<std::vector<size_t>> groups(g_count);
+  std::vector<int64_t> load(g_count, 0);
+  int64_t total = 0;
+  for (size_t i : order) {
+    const size_t g = size_t(std::min_element(load.begin(), load.end()) - load.begin());
+    groups[g].push_back(i);
+    load[g] += rows[i];
+    total += rows[i];
+  }
+  for (auto& g : groups) std::sort(g.begin(), g.end());
+  // A split is worth it only when balanced: a thread that waits on another's forward
+  // wastes more than the fork/joins of one shared forward cost. The heaviest group may
+  // carry at most 30% more rows than an even share (for two threads: 65% of the rows).
+  const int64_t heaviest = *std::max_element(load.begin(), load.end());
+  if (double(heaviest) * double(g_count) > 1.3 * double(total)) return one;
+  return groups;
+}
+
 const char* finish_reason_name(FinishReason r) {
   switch (r) {
     case FinishReason::kNone: return "none";
@@ -105,30 +137,52 @@ int batch_decode_step(const Model& model, const std::vector<DecodeJob*>& jobs, B
     active.push_back(j);
   }
 
-  ForwardBatch batch;
-  for (DecodeJob* j : active) {
-    decode::BatchJobState& s = *j->state;
-    if (!s.job.full()) s.cache.fit(model.config, s.job.canvas());
-    decode::append_query(model.config, s.job.canvas(), s.job.query(), s.job.full() ? nullptr : &s.cache, &batch,
-                         "batch_decode_step");
+  // One forward per group of jobs (one group unless split_into_groups finds a balanced
+  // split, then one group per thread, each forward on its own thread).
+  std::vector<int> rows_of(active.size());
+  for (size_t i = 0; i < active.size(); ++i) {
+    const CachedQuery& q = active[i]->state->job.query();
+    rows_of[i] = q.query_end - q.query_begin;
   }
-  ForwardOutput out;
-  if (!active.empty()) {
-    try {
-      forward(model, batch, &out);
-    } catch (const Error& e) {
-      for (DecodeJob* j : active) fail(*j, e.what());
-      throw;
+  const std::vector<std::vector<size_t>> groups = split_into_groups(rows_of, omp_get_max_threads());
+  std::vector<ForwardBatch> batches(groups.size());
+  std::vector<ForwardOutput> outs(groups.size());
+  std::vector<std::pair<size_t, size_t>> where(active.size());  // job -> (group, first logit row)
+  for (size_t g = 0; g < groups.size(); ++g)
+    for (size_t i : groups[g]) {
+      decode::BatchJobState& s = *active[i]->state;
+      if (!s.job.full()) s.cache.fit(model.config, s.job.canvas());
+      where[i] = {g, batches[g].logit_rows.size()};
+      decode::append_query(model.config, s.job.canvas(), s.job.query(), s.job.full() ? nullptr : &s.cache,
+                           &batches[g], "batch_decode_step");
     }
+  std::vector<std::string> errors(groups.size());
+  auto run_group = [&](int g) {
+    try {
+      forward(model, batches[size_t(g)], &outs[size_t(g)]);
+    } catch (const Error& e) {
+      errors[size_t(g)] = e.what();
+    }
+  };
+  const int n_groups = int(groups.size());
+  if (n_groups == 1) {
+    run_group(0);  // every thread works inside this one forward's ops
+  } else {
+    // One forward per thread; their ops see an active region and stay on their thread.
+#pragma omp parallel for num_threads(n_groups) schedule(static, 1)
+    for (int g = 0; g < n_groups; ++g) run_group(g);
   }
+  for (const std::string& e : errors)
+    if (!e.empty()) {
+      for (DecodeJob* j : active) fail(*j, e);
+      throw Error(e);
+    }
   const size_t vocab = size_t(model.config.vocab);
-  size_t row = 0;
-  for (DecodeJob* j : active) {
+  for (size_t i = 0; i < active.size(); ++i) {
+    DecodeJob* j = active[i];
     decode::BatchJobState& s = *j->state;
     if (!s.job.full()) decode::mark_stored(s.job.canvas(), s.job.query(), &s.cache);
-    const size_t rows = s.job.query().slots.size();
-    s.job.advance(out.logits.data() + row * vocab, j->on_step);
-    row += rows;
+    s.job.advance(outs[where[i].first].logits.data() + where[i].second * vocab, j->on_step);
     ++j->steps;
     ready(*j);
   }
@@ -136,10 +190,13 @@ int batch_decode_step(const Model& model, const std::vector<DecodeJob*>& jobs, B
   if (stats) {
     *stats = BatchStepStats{};
     stats->jobs = int(active.size());
-    stats->query_rows = int(batch.tokens.size());
-    stats->logit_rows = int(batch.logit_rows.size());
-    stats->weight_bytes = out.weight_bytes;
-    stats->flops = out.flops;
+    stats->forwards = n_groups;
+    for (size_t g = 0; g < groups.size(); ++g) {
+      stats->query_rows += int(batches[g].tokens.size());
+      stats->logit_rows += int(batches[g].logit_rows.size());
+      stats->weight_bytes += outs[g].weight_bytes;
+      stats->flops += outs[g].flops;
+    }
     stats->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
   int left = 0;
