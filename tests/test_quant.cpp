@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "ops/cpu/matmul.h"
@@ -281,14 +282,17 @@ TEST(QuantDecode, Avx512RowsEqualTheScalarReference) {
   }
 }
 
-// AVX-512 decodes F16 / block weights one column block of whole rows at a time into the
-// f32 kernel: the result is bit-for-bit the f32 kernel's on the decoded weights, for
-// several column blocks, a partial last k block (768 = 512 + 256) and row counts in both
-// work splits.
+// AVX-512 decodes block weights one column block of whole rows at a time into the f32
+// kernel, and converts F16 weights in the kernel's loads: either way the result is
+// bit-for-bit the f32 kernel's on the decoded weights, for several column blocks, a
+// partial last k block (768 = 512 + 256), an odd F16 row (771: a masked tail) and row
+// counts in both work splits.
 TEST(QuantMatmul, Avx512DecodedBlocksEqualTheF32KernelOnDecodedWeights) {
   if (!ops::isa_available(ops::Isa::kAvx512)) GTEST_SKIP() << "no AVX-512 on this CPU";
-  const int64_t out = 301, k = 768;
-  for (DType t : {DType::F16, DType::Q4_0, DType::Q4_K, DType::Q6_K}) {
+  const int64_t out = 301;
+  for (auto [t, k] : {std::pair{DType::F16, int64_t(768)}, std::pair{DType::F16, int64_t(771)},
+                      std::pair{DType::Q4_0, int64_t(768)}, std::pair{DType::Q4_K, int64_t(768)},
+                      std::pair{DType::Q6_K, int64_t(768)}}) {
     std::vector<uint8_t> wbytes(dtype_row_bytes(t, out * k));
     std::vector<float> decoded(size_t(out * k));
     for (int64_t r = 0; r < out; ++r) {

@@ -60,7 +60,7 @@ namespace matmul_detail {
 struct Problem {
   const float* x = nullptr;  // [n, k]
   const void* w = nullptr;   // [out, k], F32 or BF16, any 2-byte alignment
-  DType dtype = DType::F32;  // matmul_avx512 also takes F16 and block types (decoded per block)
+  DType dtype = DType::F32;  // matmul_avx512 also takes F16 (converted in the kernel) and block types (decoded per block)
   const float* bias = nullptr;  // [out] or null
   float* y = nullptr;           // [n, out]
   int64_t n = 0, k = 0, out = 0;
