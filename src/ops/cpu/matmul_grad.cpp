@@ -50,6 +50,11 @@ float operand(float v, DType d) { return d == DType::BF16 ? round_to_bf16(v) : v
 
 }  // namespace
 
+void transpose_f32(Isa isa, const float* src, int64_t rows, int64_t cols, float* dst) {
+  if (isa == Isa::kAvx512) return matmul_grad_detail::transpose_f32_avx512(src, rows, cols, dst);
+  transpose(src, rows, cols, dst, [](float v) { return v; });
+}
+
 TensorView matrix_view(const void* data, DType dtype, int64_t rows, int64_t cols) {
   TensorView v;
   v.data = data;
@@ -66,7 +71,7 @@ void matmul_dx(const float* dy, int64_t n, const TensorView& w, float* dx, bool 
   if (n == 0 || k == 0) return;
   if (w.dtype == DType::F32) {
     std::vector<float> wt(size_t(out) * size_t(k));  // [k, out]
-    transpose(w.f32(), out, k, wt.data(), [](float v) { return v; });
+    transpose_f32(best_isa(), w.f32(), out, k, wt.data());
     matmul_into(dy, n, matrix_view(wt.data(), DType::F32, k, out), dx, accumulate);
   } else {
     // A bf16 weight transposed as raw 16-bit values.
@@ -88,10 +93,10 @@ void matmul_dw(const float* dy, const float* x, int64_t n, int64_t out, int64_t 
     return;
   }
   std::vector<float> dyt(size_t(out) * size_t(n));  // [out, n]
-  transpose(dy, n, out, dyt.data(), [](float v) { return v; });
+  transpose_f32(best_isa(), dy, n, out, dyt.data());
   if (compute == DType::F32) {
     std::vector<float> xt(size_t(k) * size_t(n));  // [k, n]
-    transpose(x, n, k, xt.data(), [](float v) { return v; });
+    transpose_f32(best_isa(), x, n, k, xt.data());
     matmul_into(dyt.data(), out, matrix_view(xt.data(), DType::F32, k, n), dw, accumulate);
   } else {
     std::vector<uint16_t> xt(size_t(k) * size_t(n));

@@ -16,6 +16,8 @@
 
 #include "unmask/tensor.h"
 
+#include "ops/cpu/matmul.h"
+
 namespace unmask::ops {
 
 // dx[n, k] = dy[n, out] · w[out, k]; added to dx when `accumulate`. w: F32 or BF16.
@@ -33,5 +35,14 @@ TensorView matrix_view(const void* data, DType dtype, int64_t rows, int64_t cols
 void matmul_dx_reference(const float* dy, int64_t n, const TensorView& w, float* dx, bool accumulate);
 void matmul_dw_reference(const float* dy, const float* x, int64_t n, int64_t out, int64_t k, DType compute,
                          float* dw, bool accumulate);
+
+// dst[c, r] = src[r, c] for a dense f32 [rows, cols] matrix (dst [cols, rows]); the
+// transposed copies above go through it. Scalar blocked loops, or 16 x 16 register tiles
+// on AVX-512 (bitwise the same: data movement only).
+void transpose_f32(Isa isa, const float* src, int64_t rows, int64_t cols, float* dst);
+
+namespace matmul_grad_detail {
+void transpose_f32_avx512(const float* src, int64_t rows, int64_t cols, float* dst);
+}  // namespace matmul_grad_detail
 
 }  // namespace unmask::ops
