@@ -6,6 +6,7 @@
 
 #include "ops/cpu/matmul.h"
 #include "ops/cpu/matmul_grad.h"
+#include "ops/cpu/vec_math.h"
 
 namespace unmask::train {
 
@@ -49,15 +50,17 @@ void probabilities(HeadScratch& s, int L, int hd, float scale, float* lse_out, c
   ops::matmul(s.q.data(), L, panel(s.k.data(), L, hd), nullptr, s.p.data());
   for (int i = 0; i < L; ++i) {
     float* row = s.p.data() + size_t(i) * size_t(L);
+    // exp_f32 (ops/cpu/vec_math.h) on whole rows: SIMD, and within an ulp of libm's.
     if (lse_in) {
-      const float l = lse_in[i * lse_stride];
-      for (int j = 0; j < L; ++j) row[j] = std::exp(scale * row[j] - l);
+      for (int j = 0; j < L; ++j) row[j] *= scale;
+      ops::exp_shifted(ops::best_isa(), row, lse_in[i * lse_stride], row, L);
       continue;
     }
     float m = -INFINITY;
     for (int j = 0; j < L; ++j) m = std::max(m, row[j] *= scale);
+    ops::exp_shifted(ops::best_isa(), row, m, row, L);
     float sum = 0;
-    for (int j = 0; j < L; ++j) sum += row[j] = std::exp(row[j] - m);
+    for (int j = 0; j < L; ++j) sum += row[j];
     const float inv = 1.0f / sum;
     for (int j = 0; j < L; ++j) row[j] *= inv;
     lse_out[i * lse_stride] = m + std::log(sum);
