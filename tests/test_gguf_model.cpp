@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 
 #include "models/gguf_model.h"
 #include "ops/cpu/qmatmul.h"
@@ -140,6 +141,39 @@ TEST(GgufModel, DreamF32EqualsSafetensors) {
   EXPECT_EQ(gg->config.logit_shift, 1);
   EXPECT_TRUE(gg->config.qkv_bias);
   expect_same_logits(*st, *gg, 0.0f, "dream f32");
+}
+
+// LLaDA-MoE in llama.cpp's llada-moe layout: experts stacked into 3-D tensors, F32
+// router, QK-norm vectors; loads back to the same forward.
+TEST(GgufModel, LladaMoeEqualsSafetensorsWithStackedExperts) {
+  TempDir tmp;
+  const std::string dir = test::data_dir() + "/lladamoe-tiny";
+  const auto st = load_model(dir);
+  const std::string path = export_gguf(dir, DType::F32, tmp);
+  const auto gg = load_model(path);
+  EXPECT_EQ(gg->config.family, "lladamoe");
+  EXPECT_EQ(gg->config.moe.n_experts, st->config.moe.n_experts);
+  EXPECT_EQ(gg->config.moe.top_k, st->config.moe.top_k);
+  EXPECT_EQ(gg->config.moe.expert_ffn, st->config.moe.expert_ffn);
+  EXPECT_TRUE(gg->config.qk_norm);
+  EXPECT_EQ(gg->config.logit_shift, 0);
+  const auto file = GgufFile::open(path);
+  EXPECT_EQ(file->get_string("general.architecture", ""), "llada-moe");
+  const TensorView gate = file->tensor("blk.1.ffn_gate_exps.weight");
+  ASSERT_EQ(gate.ndim, 3);
+  EXPECT_EQ(gate.dim(0), st->config.moe.n_experts);
+  EXPECT_EQ(gate.dim(1), st->config.moe.expert_ffn);
+  EXPECT_EQ(gate.dim(2), st->config.hidden);
+  // Expert 5's rows sit at their slice of the stack.
+  const TensorView e5 = st->weights.layers[1].experts[5].w_gate;
+  EXPECT_EQ(std::memcmp(static_cast<const uint8_t*>(gate.data) + size_t(5 * e5.dim(0) * e5.dim(1)) * 4, e5.data,
+                        size_t(e5.dim(0) * e5.dim(1)) * 4),
+            0);
+  expect_same_logits(*st, *gg, 0.0f, "lladamoe f32");
+  // F16 experts: every weight rounded to 11 bits, logits (|max| ~ 3) move by ~1e-3.
+  const auto g16 = load_model(export_gguf(dir, DType::F16, tmp));
+  EXPECT_EQ(g16->weight_dtype, DType::F16);
+  expect_same_logits(*st, *g16, 0.0f, "lladamoe f16", 0.01f);
 }
 
 TEST(GgufModel, EmbeddedTokenizerEqualsTheFolders) {

@@ -1,6 +1,7 @@
 // Writing a loaded model as a GGUF in llama.cpp's layout (what its converter plus
 // llama-quantize would produce): key-values, tokenizer, tensors converted row by row.
 #include <cstring>
+#include <vector>
 #include <filesystem>
 
 #include "io/json_file.h"
@@ -111,6 +112,19 @@ int64_t permuted_source_row(int64_t r, int64_t head_dim) {
   return h * head_dim + (j % 2) * (head_dim / 2) + j / 2;
 }
 
+// Rows of t converted to `type`, written consecutively at out; head_dim > 0 applies the
+// q/k interleave (row r of the output is source row permuted_source_row(r)).
+void quant_rows(const TensorView& t, DType type, uint8_t* out, int64_t head_dim = 0) {
+  const int64_t rows = t.dim(0), k = t.dim(1);
+  const size_t row_bytes = dtype_row_bytes(type, k);
+  std::vector<float> row(static_cast<size_t>(k));
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t src = head_dim > 0 ? permuted_source_row(r, head_dim) : r;
+    quant::dequantize_row(t.dtype, t.row_bytes(src), row.data(), k);
+    quant::quantize_row(type, row.data(), out + size_t(r) * row_bytes, k);
+  }
+}
+
 class TensorAdder {
  public:
   TensorAdder(GgufWriter& w, DType matmul_type) : w_(w), type_(matmul_type) {}
@@ -118,16 +132,28 @@ class TensorAdder {
   void matrix(const std::string& name, const TensorView& t, int64_t head_dim = 0) {
     const DType type = type_for_row(type_, t.dim(1));
     w_.add_tensor(name, type, {t.dim(0), t.dim(1)}, [t, type, head_dim](std::vector<uint8_t>& out) {
-      const int64_t rows = t.dim(0), k = t.dim(1);
-      const size_t row_bytes = dtype_row_bytes(type, k);
-      out.resize(size_t(rows) * row_bytes);
-      std::vector<float> row(static_cast<size_t>(k));
-      for (int64_t r = 0; r < rows; ++r) {
-        const int64_t src = head_dim > 0 ? permuted_source_row(r, head_dim) : r;
-        quant::dequantize_row(t.dtype, t.row_bytes(src), row.data(), k);
-        quant::quantize_row(type, row.data(), out.data() + size_t(r) * row_bytes, k);
-      }
+      out.resize(size_t(t.dim(0)) * dtype_row_bytes(type, t.dim(1)));
+      quant_rows(t, type, out.data(), head_dim);
     });
+  }
+  // A small matrix kept F32 whatever the type (the MoE router: llama-quantize leaves it).
+  void matrix_f32(const std::string& name, const TensorView& t) {
+    w_.add_tensor(name, DType::F32, {t.dim(0), t.dim(1)}, [t](std::vector<uint8_t>& out) {
+      out.resize(size_t(t.dim(0) * t.dim(1)) * 4);
+      quant_rows(t, DType::F32, out.data());
+    });
+  }
+  // Experts' matrices [rows, k] (one per expert) stacked into llama.cpp's 3-D
+  // [n_experts, rows, k] tensor.
+  void stacked(const std::string& name, const std::vector<TensorView>& per_expert) {
+    const TensorView& t0 = per_expert.front();
+    const DType type = type_for_row(type_, t0.dim(1));
+    w_.add_tensor(name, type, {int64_t(per_expert.size()), t0.dim(0), t0.dim(1)},
+                  [per_expert, type](std::vector<uint8_t>& out) {
+                    const size_t bytes = size_t(per_expert[0].dim(0)) * dtype_row_bytes(type, per_expert[0].dim(1));
+                    out.resize(per_expert.size() * bytes);
+                    for (size_t e = 0; e < per_expert.size(); ++e) quant_rows(per_expert[e], type, out.data() + e * bytes);
+                  });
   }
   // A vector (norm weight, bias) as F32; head_dim > 0 permutes it like q/k rows.
   void vector(const std::string& name, const TensorView& t, int64_t head_dim = 0) {
@@ -150,12 +176,20 @@ class TensorAdder {
 
 void write_gguf_model(const Model& model, const std::string& out_path, const GgufExportOptions& options) {
   const ModelConfig& c = model.config;
-  const std::string arch = c.family;
-  if (arch != "llada" && arch != "dream")
-    throw Error(out_path + ": family '" + arch + "' has no GGUF layout here (llada, dream)");
-  if (c.moe.n_experts > 0 || c.qk_norm || (c.rotary_dim != 0 && c.rotary_dim != c.head_dim) || c.attention_block != 0)
+  const bool moe = c.family == "lladamoe";
+  const std::string arch = moe ? "llada-moe" : c.family;  // llama.cpp's architecture names
+  if (arch != "llada" && arch != "dream" && !moe)
+    throw Error(out_path + ": family '" + c.family + "' has no GGUF layout here (llada, dream, lladamoe)");
+  if ((c.moe.n_experts > 0) != moe || (c.qk_norm && !moe) || (c.rotary_dim != 0 && c.rotary_dim != c.head_dim) ||
+      c.attention_block != 0)
     throw Error(out_path + ": the model uses features (MoE, qk-norm, partial RoPE, block attention) the " + arch +
                 " GGUF layout cannot carry");
+  // llama.cpp's llada-moe: every layer MoE, softmax router, top-k weights not renormalised,
+  // no shared expert, QK-norm.
+  if (moe && (c.moe.first_dense_layers != 0 || c.moe.shared_ffn != 0 || c.moe.renormalize ||
+              c.moe.score != RouterScore::kSoftmax || !c.qk_norm))
+    throw Error(out_path + ": this LLaDA-MoE variant (dense first layers, shared expert, renormalised or sigmoid "
+                "routing, or no QK-norm) has no llama.cpp llada-moe layout");
   if (!dtype_is_quantized(options.matmul_type) && options.matmul_type != DType::F16 &&
       options.matmul_type != DType::BF16 && options.matmul_type != DType::F32)
     throw Error(out_path + ": cannot write matmul weights as " + std::string(dtype_name(options.matmul_type)));
@@ -177,6 +211,11 @@ void write_gguf_model(const Model& model, const std::string& out_path, const Ggu
   w.set(p + "vocab_size", GgufValue::u32(uint32_t(c.vocab)));
   w.set(p + "attention.causal", GgufValue::boolean(false));
   w.set("diffusion.shift_logits", GgufValue::boolean(c.logit_shift != 0));
+  if (moe) {
+    w.set(p + "expert_count", GgufValue::u32(uint32_t(c.moe.n_experts)));
+    w.set(p + "expert_used_count", GgufValue::u32(uint32_t(c.moe.top_k)));
+    w.set(p + "expert_feed_forward_length", GgufValue::u32(uint32_t(c.moe.expert_ffn)));
+  }
   if (!options.tokenizer_source.empty()) {
     if (is_gguf_file(options.tokenizer_source)) tokenizer_from_gguf(options.tokenizer_source, w);
     else tokenizer_from_dir(options.tokenizer_source, c, w);
@@ -197,10 +236,25 @@ void write_gguf_model(const Model& model, const std::string& out_path, const Ggu
     add.vector(l + "attn_k.bias", L.bk, permute_hd);
     add.vector(l + "attn_v.bias", L.bv);
     add.matrix(l + "attn_output.weight", L.wo);
+    add.vector(l + "attn_q_norm.weight", L.q_norm);
+    add.vector(l + "attn_k_norm.weight", L.k_norm);
     add.vector(l + "ffn_norm.weight", L.ffn_norm);
-    add.matrix(l + "ffn_gate.weight", L.w_gate);
-    add.matrix(l + "ffn_up.weight", L.w_up);
-    add.matrix(l + "ffn_down.weight", L.w_down);
+    if (moe) {
+      add.matrix_f32(l + "ffn_gate_inp.weight", L.router);
+      std::vector<TensorView> gate, up, down;
+      for (const LayerWeights::Expert& e : L.experts) {
+        gate.push_back(e.w_gate);
+        up.push_back(e.w_up);
+        down.push_back(e.w_down);
+      }
+      add.stacked(l + "ffn_gate_exps.weight", gate);
+      add.stacked(l + "ffn_up_exps.weight", up);
+      add.stacked(l + "ffn_down_exps.weight", down);
+    } else {
+      add.matrix(l + "ffn_gate.weight", L.w_gate);
+      add.matrix(l + "ffn_up.weight", L.w_up);
+      add.matrix(l + "ffn_down.weight", L.w_down);
+    }
   }
   add.vector("output_norm.weight", W.final_norm);
   if (!c.tied_embeddings) add.matrix("output.weight", W.lm_head);

@@ -1,4 +1,4 @@
-// Loading llama.cpp-layout GGUF models (llada, dream) and their embedded tokenizer.
+// Loading llama.cpp-layout GGUF models (llada, dream, llada-moe) and their embedded tokenizer.
 // Key and tensor names follow llama.cpp's gguf-py constants; see gguf_model.h for the
 // q/k permutation.
 #include <nlohmann/json.hpp>
@@ -81,6 +81,25 @@ class GgufBinder {
     ++dtype_count_[size_t(t.dtype)];
     return t;
   }
+  // llama.cpp's stacked expert tensor [n_experts, rows, cols] as one [rows, cols] view
+  // per expert (each a contiguous run of whole rows of the file).
+  std::vector<TensorView> stacked(const std::string& name, int64_t experts, int64_t rows, int64_t cols) {
+    const TensorView t = shaped(name, {experts, rows, cols});
+    if (t.dtype != DType::F32 && t.dtype != DType::F16 && t.dtype != DType::BF16 && !dtype_is_quantized(t.dtype))
+      throw Error(g_.path() + ": tensor '" + name + "' has dtype " + std::string(dtype_name(t.dtype)) +
+                  "; expert weights must be a float or block type");
+    ++dtype_count_[size_t(t.dtype)];
+    std::vector<TensorView> per_expert(static_cast<size_t>(experts));
+    const size_t bytes = size_t(rows) * dtype_row_bytes(t.dtype, cols);
+    for (int64_t e = 0; e < experts; ++e) {
+      TensorView& v = per_expert[size_t(e)];
+      v = t;
+      v.data = static_cast<const uint8_t*>(t.data) + size_t(e) * bytes;
+      v.ndim = 2;
+      v.shape = {rows, cols, 0, 0};
+    }
+    return per_expert;
+  }
   TensorView vector(const std::string& name, int64_t n) {
     const TensorView t = shaped(name, {n});
     if (t.dtype != DType::F32 && t.dtype != DType::F16 && t.dtype != DType::BF16)
@@ -128,13 +147,30 @@ TensorView unpermute_rows(const TensorView& t, int heads, Model& model) {
 
 void read_config(const GgufFile& g, const std::string& arch, ModelConfig& c) {
   const std::string p = arch + ".";
-  c.family = arch;
-  c.architecture = arch == "llada" ? "LLaDAModelLM" : "DreamModel";
+  const bool moe = arch == "llada-moe";
+  c.family = moe ? "lladamoe" : arch;
+  c.architecture = arch == "llada" ? "LLaDAModelLM" : moe ? "LLaDAMoEModelLM" : "DreamModel";
   c.hidden = positive_int(g, p + "embedding_length");
   c.n_layers = positive_int(g, p + "block_count");
   c.n_heads = positive_int(g, p + "attention.head_count");
   c.n_kv_heads = kv_heads(g, p + "attention.head_count_kv", c.n_heads);
-  c.ffn = positive_int(g, p + "feed_forward_length");
+  c.ffn = moe ? int(g.get_int(p + "feed_forward_length", 0)) : positive_int(g, p + "feed_forward_length");
+  if (moe) {
+    // llama.cpp's llada-moe: every layer MoE, softmax router, top-k weights used as they
+    // are (not renormalised), no shared expert; QK-norm (its tensors are required below).
+    MoeConfig& m = c.moe;
+    m.n_experts = positive_int(g, p + "expert_count");
+    m.top_k = positive_int(g, p + "expert_used_count");
+    if (m.top_k > m.n_experts)
+      throw Error(g.path() + ": expert_used_count " + std::to_string(m.top_k) + " exceeds expert_count " +
+                  std::to_string(m.n_experts));
+    // Without the key llama.cpp takes feed_forward_length / expert_used_count.
+    m.expert_ffn = int(g.get_int(p + "expert_feed_forward_length", c.ffn / m.top_k));
+    if (m.expert_ffn <= 0) throw Error(g.path() + ": no expert_feed_forward_length (and no feed_forward_length)");
+    m.score = RouterScore::kSoftmax;
+    m.renormalize = false;
+    c.qk_norm = true;
+  }
   c.max_context = g.get_int(p + "context_length", 4096);
   c.rms_eps = float(g.get_float(p + "attention.layer_norm_rms_epsilon", 1e-5));
   c.rope_theta = g.get_float(p + "rope.freq_base", 10000.0);
@@ -146,7 +182,7 @@ void read_config(const GgufFile& g, const std::string& arch, ModelConfig& c) {
                 " (partial RoPE) is not supported; head dim is " + std::to_string(c.head_dim));
   if (c.head_dim <= 0 || c.head_dim % 2 != 0)
     throw Error(g.path() + ": head dim " + std::to_string(c.head_dim) + " must be positive and even");
-  c.rope_precision = arch == "llada" ? RopePrecision::kF32 : RopePrecision::kCastCosSin;
+  c.rope_precision = arch == "llada" ? RopePrecision::kF32 : RopePrecision::kCastCosSin;  // HF Qwen-style otherwise
   // llama.cpp's default when the key is absent is "shifted" (the Dream convention).
   c.logit_shift = g.get_bool("diffusion.shift_logits", true) ? 1 : 0;
   const auto special = [&](const char* key) { return int32_t(g.get_int(std::string("tokenizer.ggml.") + key, -1)); };
@@ -165,8 +201,8 @@ std::unique_ptr<Model> load_gguf_model(const std::string& path) {
   model->gguf = g;
   model->dir = path;
   const std::string arch = g->get_string("general.architecture", "");
-  if (arch != "llada" && arch != "dream")
-    throw Error(path + ": general.architecture '" + arch + "' is not supported (llada, dream)");
+  if (arch != "llada" && arch != "dream" && arch != "llada-moe")
+    throw Error(path + ": general.architecture '" + arch + "' is not supported (llada, dream, llada-moe)");
   ModelConfig& c = model->config;
   read_config(*g, arch, c);
 
@@ -201,7 +237,21 @@ std::unique_ptr<Model> load_gguf_model(const std::string& path) {
       }
     }
     L.wo = b.matrix(l + "attn_output.weight", c.hidden, q_out);
+    if (c.qk_norm) {
+      L.q_norm = b.vector(l + "attn_q_norm.weight", c.head_dim);
+      L.k_norm = b.vector(l + "attn_k_norm.weight", c.head_dim);
+    }
     L.ffn_norm = b.vector(l + "ffn_norm.weight", c.hidden);
+    if (c.moe.n_experts > 0) {
+      const MoeConfig& m = c.moe;
+      L.router = b.matrix(l + "ffn_gate_inp.weight", m.n_experts, c.hidden);
+      const std::vector<TensorView> gate = b.stacked(l + "ffn_gate_exps.weight", m.n_experts, m.expert_ffn, c.hidden),
+                                    up = b.stacked(l + "ffn_up_exps.weight", m.n_experts, m.expert_ffn, c.hidden),
+                                    down = b.stacked(l + "ffn_down_exps.weight", m.n_experts, c.hidden, m.expert_ffn);
+      L.experts.resize(size_t(m.n_experts));
+      for (size_t e = 0; e < L.experts.size(); ++e) L.experts[e] = {gate[e], up[e], down[e]};
+      continue;
+    }
     L.w_gate = b.matrix(l + "ffn_gate.weight", c.ffn, c.hidden);
     L.w_up = b.matrix(l + "ffn_up.weight", c.ffn, c.hidden);
     L.w_down = b.matrix(l + "ffn_down.weight", c.hidden, c.ffn);
