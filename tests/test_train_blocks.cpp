@@ -265,6 +265,19 @@ TEST(MatmulGrad, Avx512TransposeEqualsScalar) {
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t c = 0; c < cols; ++c) ASSERT_EQ(want[size_t(c * rows + r)], src[size_t(r * cols + c)]);
     for (size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], want[i]) << rows << "x" << cols << " at " << i;
+    // Into bf16 (a NaN and values at rounding ties included), and raw 16-bit values.
+    src[0] = NAN;
+    if (src.size() > 2) src[2] = 1.00390625f;  // 1 + 2^-8: halfway between two bf16 values
+    std::vector<uint16_t> want16(src.size()), got16(src.size(), 7), bits(src.size());
+    ops::transpose_f32_to_bf16(ops::Isa::kScalar, src.data(), rows, cols, want16.data());
+    ops::transpose_f32_to_bf16(ops::Isa::kAvx512, src.data(), rows, cols, got16.data());
+    ASSERT_EQ(got16, want16) << rows << "x" << cols;
+    for (size_t i = 0; i < src.size(); ++i) bits[i] = f32_to_bf16(src[i]);
+    ops::transpose_u16(ops::Isa::kScalar, bits.data(), rows, cols, want16.data());
+    ops::transpose_u16(ops::Isa::kAvx512, bits.data(), rows, cols, got16.data());
+    ASSERT_EQ(got16, want16) << rows << "x" << cols;
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < cols; ++c) ASSERT_EQ(want16[size_t(c * rows + r)], bits[size_t(r * cols + c)]);
   }
 }
 

@@ -16,10 +16,10 @@ namespace unmask::ops {
 
 namespace {
 
-// dst[c, r] = src[r, c] for a [rows, cols] f32 matrix, as f32 or bf16. Blocked so both
+// dst[c, r] = convert(src[r, c]) for a [rows, cols] matrix (the scalar path). Blocked so both
 // sides stay in cache lines; rows of dst split over threads.
-template <class Out, class Convert>
-void transpose(const float* src, int64_t rows, int64_t cols, Out* dst, Convert convert) {
+template <class In, class Out, class Convert>
+void transpose(const In* src, int64_t rows, int64_t cols, Out* dst, Convert convert) {
   constexpr int64_t kBlock = 32;
 #pragma omp parallel for schedule(static) if (rows * cols > 65536)
   for (int64_t c0 = 0; c0 < cols; c0 += kBlock)
@@ -55,6 +55,16 @@ void transpose_f32(Isa isa, const float* src, int64_t rows, int64_t cols, float*
   transpose(src, rows, cols, dst, [](float v) { return v; });
 }
 
+void transpose_f32_to_bf16(Isa isa, const float* src, int64_t rows, int64_t cols, uint16_t* dst) {
+  if (isa == Isa::kAvx512) return matmul_grad_detail::transpose_f32_to_bf16_avx512(src, rows, cols, dst);
+  transpose(src, rows, cols, dst, [](float v) { return f32_to_bf16(v); });
+}
+
+void transpose_u16(Isa isa, const uint16_t* src, int64_t rows, int64_t cols, uint16_t* dst) {
+  if (isa == Isa::kAvx512) return matmul_grad_detail::transpose_u16_avx512(src, rows, cols, dst);
+  transpose(src, rows, cols, dst, [](uint16_t v) { return v; });
+}
+
 TensorView matrix_view(const void* data, DType dtype, int64_t rows, int64_t cols) {
   TensorView v;
   v.data = data;
@@ -76,9 +86,7 @@ void matmul_dx(const float* dy, int64_t n, const TensorView& w, float* dx, bool 
   } else {
     // A bf16 weight transposed as raw 16-bit values.
     std::vector<uint16_t> wt(size_t(out) * size_t(k));
-    const uint16_t* src = w.u16();
-    for (int64_t r = 0; r < out; ++r)
-      for (int64_t c = 0; c < k; ++c) wt[size_t(c * out + r)] = src[r * k + c];
+    transpose_u16(best_isa(), w.u16(), out, k, wt.data());
     matmul_into(dy, n, matrix_view(wt.data(), DType::BF16, k, out), dx, accumulate);
   }
 }
@@ -100,7 +108,7 @@ void matmul_dw(const float* dy, const float* x, int64_t n, int64_t out, int64_t 
     matmul_into(dyt.data(), out, matrix_view(xt.data(), DType::F32, k, n), dw, accumulate);
   } else {
     std::vector<uint16_t> xt(size_t(k) * size_t(n));
-    transpose(x, n, k, xt.data(), [](float v) { return f32_to_bf16(v); });
+    transpose_f32_to_bf16(best_isa(), x, n, k, xt.data());
     matmul_into(dyt.data(), out, matrix_view(xt.data(), DType::BF16, k, n), dw, accumulate);
   }
 }

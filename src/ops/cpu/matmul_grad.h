@@ -40,9 +40,14 @@ void matmul_dw_reference(const float* dy, const float* x, int64_t n, int64_t out
 // transposed copies above go through it. Scalar blocked loops, or 16 x 16 register tiles
 // on AVX-512 (bitwise the same: data movement only).
 void transpose_f32(Isa isa, const float* src, int64_t rows, int64_t cols, float* dst);
+// The same into bf16 (each value rounded as unmask::f32_to_bf16), and for raw 16-bit values.
+void transpose_f32_to_bf16(Isa isa, const float* src, int64_t rows, int64_t cols, uint16_t* dst);
+void transpose_u16(Isa isa, const uint16_t* src, int64_t rows, int64_t cols, uint16_t* dst);
 
 namespace matmul_grad_detail {
 void transpose_f32_avx512(const float* src, int64_t rows, int64_t cols, float* dst);
+void transpose_f32_to_bf16_avx512(const float* src, int64_t rows, int64_t cols, uint16_t* dst);
+void transpose_u16_avx512(const uint16_t* src, int64_t rows, int64_t cols, uint16_t* dst);
 }  // namespace matmul_grad_detail
 
 }  // namespace unmask::ops

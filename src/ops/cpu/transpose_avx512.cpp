@@ -1,6 +1,7 @@
-// ops/cpu/transpose_avx512.cpp — f32 matrix transpose in 16 x 16 tiles held in registers
-// (unpack / shuffle network), the remainder rows and columns by scalar copies. Pure data
-// movement: the result is exactly the scalar transpose's.
+// ops/cpu/transpose_avx512.cpp — matrix transposes in 16 x 16 tiles held in registers
+// (unpack / shuffle network on 32-bit lanes), the remainder rows and columns by scalar
+// copies: f32 -> f32, f32 -> bf16 (rounded as unmask::f32_to_bf16) and 16-bit -> 16-bit
+// (widened to 32-bit lanes and narrowed back). The result is exactly the scalar loop's.
 #include "ops/cpu/immintrin_quiet.h"
 #include "ops/cpu/matmul_grad.h"
 
@@ -10,10 +11,12 @@ namespace unmask::ops::matmul_grad_detail {
 
 namespace {
 
-// dst[c, r] = src[r, c] for one 16 x 16 tile (row strides lds / ldd, in floats).
-void transpose_tile16(const float* src, int64_t lds, float* dst, int64_t ldd) {
+// dst[c, r] = src[r, c] for one 16 x 16 tile (row strides lds / ldd, in elements);
+// load(p) gives 16 elements as 32-bit lanes, store(p, v) writes a transposed row.
+template <typename S, typename D, class Load, class Store>
+void transpose_tile16(const S* src, int64_t lds, D* dst, int64_t ldd, Load load, Store store) {
   __m512 r[16], t[16];
-  for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src + i * lds);
+  for (int i = 0; i < 16; ++i) r[i] = load(src + i * lds);
   // Stage 1: interleave pairs of rows (32-bit elements).
   for (int i = 0; i < 16; i += 2) {
     t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
@@ -39,22 +42,56 @@ void transpose_tile16(const float* src, int64_t lds, float* dst, int64_t ldd) {
     r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
   }
   // r[j] now holds column j of the tile, rows 0..15 in order.
-  for (int j = 0; j < 16; ++j) _mm512_storeu_ps(dst + j * ldd, r[j]);
+  for (int j = 0; j < 16; ++j) store(dst + j * ldd, r[j]);
+}
+
+// The whole [rows, cols] matrix: tiles, then the remainder by convert(src element).
+template <typename S, typename D, class Load, class Store, class Convert>
+void transpose_all(const S* src, int64_t rows, int64_t cols, D* dst, Load load, Store store, Convert convert) {
+  const int64_t r16 = rows / 16 * 16, c16 = cols / 16 * 16;
+#pragma omp parallel for schedule(static) if (rows * cols > 65536)
+  for (int64_t c0 = 0; c0 < cols; c0 += 16) {
+    if (c0 < c16)
+      for (int64_t r0 = 0; r0 < r16; r0 += 16)
+        transpose_tile16(src + r0 * cols + c0, cols, dst + c0 * rows + r0, rows, load, store);
+    const int64_t c_end = std::min(cols, c0 + 16);
+    // Rows past the last whole tile (every column block), then columns past the last one.
+    for (int64_t c = c0; c < c_end; ++c)
+      for (int64_t r = c0 < c16 ? r16 : 0; r < rows; ++r) dst[c * rows + r] = convert(src[r * cols + c]);
+  }
+}
+
+__m512 load_f32(const float* p) { return _mm512_loadu_ps(p); }
+__m512 load_u16(const uint16_t* p) {
+  return _mm512_castsi512_ps(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))));
+}
+void store_f32(float* p, __m512 v) { _mm512_storeu_ps(p, v); }
+void store_u16(uint16_t* p, __m512 v) {
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtepi32_epi16(_mm512_castps_si512(v)));
+}
+// unmask::f32_to_bf16 on 16 lanes: round to nearest even, NaN -> quiet NaN.
+void store_bf16(uint16_t* p, __m512 v) {
+  const __m512i u = _mm512_castps_si512(v);
+  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+  __m512i h = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
+  const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)),
+                                                _mm512_set1_epi32(0x7f800000));
+  h = _mm512_mask_or_epi32(h, nan, _mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtepi32_epi16(h));
 }
 
 }  // namespace
 
 void transpose_f32_avx512(const float* src, int64_t rows, int64_t cols, float* dst) {
-  const int64_t r16 = rows / 16 * 16, c16 = cols / 16 * 16;
-#pragma omp parallel for schedule(static) if (rows * cols > 65536)
-  for (int64_t c0 = 0; c0 < cols; c0 += 16) {
-    if (c0 < c16)
-      for (int64_t r0 = 0; r0 < r16; r0 += 16) transpose_tile16(src + r0 * cols + c0, cols, dst + c0 * rows + r0, rows);
-    const int64_t c_end = std::min(cols, c0 + 16);
-    // Rows past the last whole tile (every column block), then columns past the last one.
-    for (int64_t c = c0; c < c_end; ++c)
-      for (int64_t r = c0 < c16 ? r16 : 0; r < rows; ++r) dst[c * rows + r] = src[r * cols + c];
-  }
+  transpose_all(src, rows, cols, dst, load_f32, store_f32, [](float v) { return v; });
+}
+
+void transpose_f32_to_bf16_avx512(const float* src, int64_t rows, int64_t cols, uint16_t* dst) {
+  transpose_all(src, rows, cols, dst, load_f32, store_bf16, [](float v) { return f32_to_bf16(v); });
+}
+
+void transpose_u16_avx512(const uint16_t* src, int64_t rows, int64_t cols, uint16_t* dst) {
+  transpose_all(src, rows, cols, dst, load_u16, store_u16, [](uint16_t v) { return v; });
 }
 
 }  // namespace unmask::ops::matmul_grad_detail
