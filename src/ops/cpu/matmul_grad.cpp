@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "ops/cpu/gemm.h"
 #include "ops/cpu/matmul.h"
 #include "unmask/error.h"
 
@@ -80,9 +81,8 @@ void matmul_dx(const float* dy, int64_t n, const TensorView& w, float* dx, bool 
   const int64_t out = w.dim(0), k = w.dim(1);
   if (n == 0 || k == 0) return;
   if (w.dtype == DType::F32) {
-    std::vector<float> wt(size_t(out) * size_t(k));  // [k, out]
-    transpose_f32(best_isa(), w.f32(), out, k, wt.data());
-    matmul_into(dy, n, matrix_view(wt.data(), DType::F32, k, out), dx, accumulate);
+    // dx [n, k] = dy [n, out] · W [out, k]: W's rows are B's rows, no transposed copy.
+    gemm_f32(best_isa(), GemmArgs{n, k, out, dy, out, 1, w.f32(), k, dx, k, accumulate});
   } else {
     // A bf16 weight transposed as raw 16-bit values.
     std::vector<uint16_t> wt(size_t(out) * size_t(k));
@@ -100,17 +100,18 @@ void matmul_dw(const float* dy, const float* x, int64_t n, int64_t out, int64_t 
     if (!accumulate) std::memset(dw, 0, size_t(out) * size_t(k) * sizeof(float));
     return;
   }
+  if (compute == DType::F32) {
+    // dw [out, k] = dy^T [out, n] · x [n, k]: A read transposed in place (A(o, i) =
+    // dy[i * out + o]), x's rows are B's rows.
+    gemm_f32(best_isa(), GemmArgs{out, k, n, dy, 1, out, x, k, dw, k, accumulate});
+    return;
+  }
+  // BF16 compute: the bf16 dot-product kernel on transposed copies (dy^T in f32, x^T in bf16).
   std::vector<float> dyt(size_t(out) * size_t(n));  // [out, n]
   transpose_f32(best_isa(), dy, n, out, dyt.data());
-  if (compute == DType::F32) {
-    std::vector<float> xt(size_t(k) * size_t(n));  // [k, n]
-    transpose_f32(best_isa(), x, n, k, xt.data());
-    matmul_into(dyt.data(), out, matrix_view(xt.data(), DType::F32, k, n), dw, accumulate);
-  } else {
-    std::vector<uint16_t> xt(size_t(k) * size_t(n));
-    transpose_f32_to_bf16(best_isa(), x, n, k, xt.data());
-    matmul_into(dyt.data(), out, matrix_view(xt.data(), DType::BF16, k, n), dw, accumulate);
-  }
+  std::vector<uint16_t> xt(size_t(k) * size_t(n));
+  transpose_f32_to_bf16(best_isa(), x, n, k, xt.data());
+  matmul_into(dyt.data(), out, matrix_view(xt.data(), DType::BF16, k, n), dw, accumulate);
 }
 
 void matmul_dx_reference(const float* dy, int64_t n, const TensorView& w, float* dx, bool accumulate) {

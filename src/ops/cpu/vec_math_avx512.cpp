@@ -2,6 +2,7 @@
 // exactly the float64 operations of the scalar exp_f32 (vec_math.cpp), so the results
 // are bitwise equal to it; the tail is handled with masked loads / stores.
 #include "ops/cpu/immintrin_quiet.h"
+#include "ops/cpu/outer_tile_avx512.h"
 #include "ops/cpu/vec_math.h"
 
 #include <algorithm>
@@ -92,30 +93,14 @@ namespace {
 // registers across all keys, each value row chunk loaded once per R rows.
 template <int R>
 void weighted_rows_tile(const WeightedRows& a, int64_t r0, int64_t c0) {
-  const int64_t left = a.d - c0;
   __mmask16 m[4];
-  for (int v = 0; v < 4; ++v) m[v] = tail_mask(std::max<int64_t>(0, left - 16 * v));
+  outer_tile::width_masks(a.d - c0, m);
   __m512 acc[R][4];
-#pragma GCC unroll 8
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 4
-    for (int v = 0; v < 4; ++v) acc[r][v] = _mm512_setzero_ps();
-  for (int64_t j = 0; j < a.nk; ++j) {
-    const float* row = a.rows[j] + c0;
-    __m512 val[4];
-#pragma GCC unroll 4
-    for (int v = 0; v < 4; ++v) val[v] = _mm512_maskz_loadu_ps(m[v], row + 16 * v);
-#pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) {
-      const __m512 w = _mm512_set1_ps(a.p[(r0 + r) * a.ldp + j]);
-#pragma GCC unroll 4
-      for (int v = 0; v < 4; ++v) acc[r][v] = _mm512_fmadd_ps(w, val[v], acc[r][v]);
-    }
-  }
-#pragma GCC unroll 8
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 4
-    for (int v = 0; v < 4; ++v) _mm512_mask_storeu_ps(a.out + (r0 + r) * a.ldo + c0 + 16 * v, m[v], acc[r][v]);
+  outer_tile::load<R>(acc, nullptr, 0, m);
+  const float* p = a.p + r0 * a.ldp;
+  outer_tile::accumulate<R>(acc, m, a.nk, [&](int r, int64_t j) { return p[r * a.ldp + j]; },
+                            [&](int64_t j) { return a.rows[j] + c0; });
+  outer_tile::store<R>(acc, a.out + r0 * a.ldo + c0, a.ldo, m);
 }
 
 }  // namespace
