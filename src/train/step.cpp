@@ -136,19 +136,19 @@ StepResult forward_backward(const ParamLayout& layout, const float* params, cons
     LayerActs& A = ws.layers[size_t(l)];
     const LayerTensors<const float>& T = P.layers[size_t(l)];
     rmsnorm_forward(A.x.data(), T.attn_norm, N, D, s.rms_eps, A.h.data(), A.rstd1.data());
-    ops::matmul(A.h.data(), N, W.matrix(T.wq, D, D), nullptr, A.q.data());
-    ops::matmul(A.h.data(), N, W.matrix(T.wk, D, D), nullptr, A.k.data());
-    ops::matmul(A.h.data(), N, W.matrix(T.wv, D, D), nullptr, A.v.data());
+    ops::linear_forward(A.h.data(), N, W.matrix(T.wq, D, D), A.q.data());
+    ops::linear_forward(A.h.data(), N, W.matrix(T.wk, D, D), A.k.data());
+    ops::linear_forward(A.h.data(), N, W.matrix(T.wv, D, D), A.v.data());
     rope_apply(A.q.data(), N, H, D / H, ws.rope, false);
     rope_apply(A.k.data(), N, H, D / H, ws.rope, false);
     attention_forward_fast(A.q.data(), A.k.data(), A.v.data(), adims, A.att.data(), A.lse.data());
-    ops::matmul(A.att.data(), N, W.matrix(T.wo, D, D), nullptr, ws.tmp.data());
+    ops::linear_forward(A.att.data(), N, W.matrix(T.wo, D, D), ws.tmp.data());
     add_into(A.x1.data(), A.x.data(), ws.tmp.data(), nd);
     rmsnorm_forward(A.x1.data(), T.ffn_norm, N, D, s.rms_eps, A.h2.data(), A.rstd2.data());
-    ops::matmul(A.h2.data(), N, W.matrix(T.w_gate, F, D), nullptr, A.g.data());
-    ops::matmul(A.h2.data(), N, W.matrix(T.w_up, F, D), nullptr, A.u.data());
+    ops::linear_forward(A.h2.data(), N, W.matrix(T.w_gate, F, D), A.g.data());
+    ops::linear_forward(A.h2.data(), N, W.matrix(T.w_up, F, D), A.u.data());
     swiglu_forward(A.g.data(), A.u.data(), int64_t(nf), A.s.data());
-    ops::matmul(A.s.data(), N, W.matrix(T.w_down, D, F), nullptr, ws.tmp.data());
+    ops::linear_forward(A.s.data(), N, W.matrix(T.w_down, D, F), ws.tmp.data());
     float* next = l + 1 < s.layers ? ws.layers[size_t(l) + 1].x.data() : ws.xf.data();
     add_into(next, A.x1.data(), ws.tmp.data(), nd);
   }
@@ -179,7 +179,7 @@ StepResult forward_backward(const ParamLayout& layout, const float* params, cons
       targets[size_t(r)] = batch.target[size_t(row)];
       weights[size_t(r)] = batch.weight[size_t(row)];
     }
-    ops::matmul(ws.head_in.data(), R, head, nullptr, ws.logits.data());
+    ops::linear_forward(ws.head_in.data(), R, head, ws.logits.data());
     result.loss += cross_entropy(ws.logits.data(), R, V, targets.data(), weights.data(), backward);
     if (!backward) continue;
     ws.dhead_in.resize(size_t(R) * size_t(D));

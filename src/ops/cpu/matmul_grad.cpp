@@ -75,6 +75,16 @@ TensorView matrix_view(const void* data, DType dtype, int64_t rows, int64_t cols
   return v;
 }
 
+void linear_forward(const float* x, int64_t n, const TensorView& w, float* y) {
+  check(w.ndim == 2, "linear_forward: weight must be 2-D, got " + shape_string(w));
+  check_compute(w.dtype, "linear_forward");
+  const int64_t out = w.dim(0), k = w.dim(1);
+  if (w.dtype != DType::F32 || n == 0 || out == 0) return matmul(x, n, w, nullptr, y);
+  std::vector<float> wt(size_t(out) * size_t(k));  // [k, out]
+  transpose_f32(best_isa(), w.f32(), out, k, wt.data());
+  gemm_f32(best_isa(), GemmArgs{n, out, k, x, k, 1, wt.data(), out, y, out, false});
+}
+
 void matmul_dx(const float* dy, int64_t n, const TensorView& w, float* dx, bool accumulate) {
   check(w.ndim == 2, "matmul_dx: weight must be 2-D, got " + shape_string(w));
   check_compute(w.dtype, "matmul_dx");

@@ -26,6 +26,11 @@ void matmul_dx(const float* dy, int64_t n, const TensorView& w, float* dx, bool 
 void matmul_dw(const float* dy, const float* x, int64_t n, int64_t out, int64_t k, DType compute, float* dw,
                bool accumulate);
 
+// y[n, out] = x[n, k] · w[out, k]^T, the training forward's products. F32 w: the packed
+// GEMM on a transposed copy of w (one pass over the weights, small next to the n rows of a
+// training batch); BF16 w: ops::matmul's bf16 kernel.
+void linear_forward(const float* x, int64_t n, const TensorView& w, float* y);
+
 // A 2-D [rows, cols] view of a dense row-major buffer (borrowed), for passing
 // activations and scratch panels to the matmuls as their weight operand.
 TensorView matrix_view(const void* data, DType dtype, int64_t rows, int64_t cols);
