@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <exception>
 #include <string>
 
 #include "decode/block_job.h"
@@ -160,14 +161,14 @@ int batch_decode_step(const Model& model, const std::vector<DecodeJob*>& jobs, B
   auto run_group = [&](int g) {
     try {
       forward(model, batches[size_t(g)], &outs[size_t(g)]);
-    } catch (const Error& e) {
+    } catch (const std::exception& e) {  // nothing may leave the parallel region below
       errors[size_t(g)] = e.what();
     }
   };
   const int n_groups = int(groups.size());
   if (n_groups == 1) {
     run_group(0);  // every thread works inside this one forward's ops
-  } else {
+  } else if (n_groups > 1) {
     // One forward per thread; their ops see an active region and stay on their thread.
 #pragma omp parallel for num_threads(n_groups) schedule(static, 1)
     for (int g = 0; g < n_groups; ++g) run_group(g);
