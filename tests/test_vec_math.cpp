@@ -157,6 +157,21 @@ TEST(VecMath, WeightedRowSumsMatchScalarAndDouble) {
       }
 }
 
+TEST(VecMath, Avx512SigmoidEqualsTheScalarReference) {
+  for (int64_t n : {1, 15, 17, 1025}) {
+    const std::vector<float> x = activations(n, uint32_t(4 * n));
+    std::vector<float> want(x.size()), got(x.size());
+    sigmoid_rows(Isa::kScalar, x.data(), want.data(), n);
+    for (size_t i = 0; i < x.size(); ++i) {
+      if (!std::isfinite(x[i])) continue;
+      EXPECT_NEAR(want[i], 1.0 / (1.0 + std::exp(-double(x[i]))), 2e-7) << x[i];  // ~2 f32 roundings
+    }
+    if (!isa_available(Isa::kAvx512)) continue;
+    sigmoid_rows(Isa::kAvx512, x.data(), got.data(), n);
+    expect_same_bits(want, got, "sigmoid");
+  }
+}
+
 TEST(VecMath, SiluMulMatchesTheFormulaInDouble) {
   const int64_t n = 333;
   const std::vector<float> gate = activations(n, 5), up = activations(n, 6);

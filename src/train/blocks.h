@@ -238,21 +238,48 @@ T sigmoid(T x) {
   return T(1) / (T(1) + std::exp(-x));
 }
 
+// sig[0:len] = sigmoid(g[0:len]): SIMD exp_f32 for float (ops::sigmoid_rows), std::exp
+// for double (the finite-difference checks).
+template <class T>
+void sigmoid_chunk(const T* g, int64_t len, T* sig) {
+  if constexpr (std::is_same_v<T, float>)
+    ops::sigmoid_rows(ops::best_isa(), g, sig, len);
+  else
+    for (int64_t i = 0; i < len; ++i) sig[i] = sigmoid(g[i]);
+}
+
+// Element-wise body(i0, len, sig) over chunks of 1024 with sig = sigmoid(g[i0 : i0+len]).
+template <class T, class Body>
+void for_sigmoid_chunks(const T* g, int64_t n, Body body) {
+  constexpr int64_t kChunk = 1024;
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t c = 0; c < chunks; ++c) {
+    T sig[kChunk];
+    const int64_t i0 = c * kChunk, len = std::min(kChunk, n - i0);
+    sigmoid_chunk(g + i0, len, sig);
+    body(i0, len, sig);
+  }
+}
+
 template <class T>
 void swiglu_forward(const T* g, const T* u, int64_t n, T* s) {
-#pragma omp parallel for schedule(static) if (n > 65536)
-  for (int64_t i = 0; i < n; ++i) s[i] = g[i] * sigmoid(g[i]) * u[i];
+  for_sigmoid_chunks(g, n, [&](int64_t i0, int64_t len, const T* sig) {
+    for (int64_t j = 0; j < len; ++j) s[i0 + j] = g[i0 + j] * sig[j] * u[i0 + j];
+  });
 }
 
 // Overwrites dg, du: dg = ds u sig(g) (1 + g (1 - sig(g))), du = ds silu(g).
 template <class T>
 void swiglu_backward(const T* g, const T* u, const T* ds, int64_t n, T* dg, T* du) {
-#pragma omp parallel for schedule(static) if (n > 65536)
-  for (int64_t i = 0; i < n; ++i) {
-    const T sg = sigmoid(g[i]);
-    du[i] = ds[i] * g[i] * sg;
-    dg[i] = ds[i] * u[i] * sg * (T(1) + g[i] * (T(1) - sg));
-  }
+  for_sigmoid_chunks(g, n, [&](int64_t i0, int64_t len, const T* sig) {
+    for (int64_t j = 0; j < len; ++j) {
+      const int64_t i = i0 + j;
+      const T sg = sig[j];
+      du[i] = ds[i] * g[i] * sg;
+      dg[i] = ds[i] * u[i] * sg * (T(1) + g[i] * (T(1) - sg));
+    }
+  });
 }
 
 // ---- softmax cross-entropy over the vocabulary ----

@@ -61,6 +61,11 @@ void weighted_row_sums(Isa isa, const WeightedRows& a) {
   }
 }
 
+void sigmoid_rows(Isa isa, const float* x, float* y, int64_t n) {
+  if (isa == Isa::kAvx512) return vec_math_detail::sigmoid_avx512(x, y, n);
+  for (int64_t i = 0; i < n; ++i) y[i] = 1.0f / (1.0f + exp_f32(-x[i]));
+}
+
 void silu_mul_rows(Isa isa, float* gate, const float* up, int64_t n, bool bf16) {
   if (isa == Isa::kAvx512) return vec_math_detail::silu_mul_avx512(gate, up, n, bf16);
   for (int64_t i = 0; i < n; ++i) {

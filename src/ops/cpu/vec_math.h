@@ -21,6 +21,9 @@ float exp_f32(float x);
 // y[i] = exp_f32(x[i] - shift) for i < n; x may equal y.
 void exp_shifted(Isa isa, const float* x, float shift, float* y, int64_t n);
 
+// y[i] = 1 / (1 + exp_f32(-x[i])) for i < n (the trainer's SwiGLU; x may equal y).
+void sigmoid_rows(Isa isa, const float* x, float* y, int64_t n);
+
 // gate[i] = silu(gate[i]) * up[i] with silu(g) = g / (1 + exp_f32(-g)); when bf16 the
 // silu value and the product are each rounded to bf16 (torch's bf16 op order).
 void silu_mul_rows(Isa isa, float* gate, const float* up, int64_t n, bool bf16);
@@ -55,6 +58,7 @@ ExpMoments exp_moments_avx512(const float* x, int64_t n, double m);
 // The AVX-512 bodies (vec_math_avx512.cpp); callers go through the dispatchers above.
 void exp_shifted_avx512(const float* x, float shift, float* y, int64_t n);
 void silu_mul_avx512(float* gate, const float* up, int64_t n, bool bf16);
+void sigmoid_avx512(const float* x, float* y, int64_t n);
 }  // namespace vec_math_detail
 
 }  // namespace unmask::ops
