@@ -61,37 +61,48 @@ void transpose_all(const S* src, int64_t rows, int64_t cols, D* dst, Load load, 
   }
 }
 
-__m512 load_f32(const float* p) { return _mm512_loadu_ps(p); }
-__m512 load_u16(const uint16_t* p) {
-  return _mm512_castsi512_ps(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))));
-}
-void store_f32(float* p, __m512 v) { _mm512_storeu_ps(p, v); }
-void store_u16(uint16_t* p, __m512 v) {
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtepi32_epi16(_mm512_castps_si512(v)));
-}
+// Loads / stores of 16 elements as 32-bit lanes, as function objects so they inline.
+struct LoadF32 {
+  __m512 operator()(const float* p) const { return _mm512_loadu_ps(p); }
+};
+struct LoadU16 {
+  __m512 operator()(const uint16_t* p) const {
+    return _mm512_castsi512_ps(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))));
+  }
+};
+struct StoreF32 {
+  void operator()(float* p, __m512 v) const { _mm512_storeu_ps(p, v); }
+};
+struct StoreU16 {
+  void operator()(uint16_t* p, __m512 v) const {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtepi32_epi16(_mm512_castps_si512(v)));
+  }
+};
 // unmask::f32_to_bf16 on 16 lanes: round to nearest even, NaN -> quiet NaN.
-void store_bf16(uint16_t* p, __m512 v) {
-  const __m512i u = _mm512_castps_si512(v);
-  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-  __m512i h = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
-  const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)),
-                                                _mm512_set1_epi32(0x7f800000));
-  h = _mm512_mask_or_epi32(h, nan, _mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtepi32_epi16(h));
-}
+struct StoreBf16 {
+  void operator()(uint16_t* p, __m512 v) const {
+    const __m512i u = _mm512_castps_si512(v);
+    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    __m512i h = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
+    const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)),
+                                                  _mm512_set1_epi32(0x7f800000));
+    h = _mm512_mask_or_epi32(h, nan, _mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtepi32_epi16(h));
+  }
+};
 
 }  // namespace
 
 void transpose_f32_avx512(const float* src, int64_t rows, int64_t cols, float* dst) {
-  transpose_all(src, rows, cols, dst, load_f32, store_f32, [](float v) { return v; });
+  transpose_all(src, rows, cols, dst, LoadF32{}, StoreF32{}, [](float v) { return v; });
 }
 
 void transpose_f32_to_bf16_avx512(const float* src, int64_t rows, int64_t cols, uint16_t* dst) {
-  transpose_all(src, rows, cols, dst, load_f32, store_bf16, [](float v) { return f32_to_bf16(v); });
+  transpose_all(src, rows, cols, dst, LoadF32{}, StoreBf16{}, [](float v) { return f32_to_bf16(v); });
 }
 
 void transpose_u16_avx512(const uint16_t* src, int64_t rows, int64_t cols, uint16_t* dst) {
-  transpose_all(src, rows, cols, dst, load_u16, store_u16, [](uint16_t v) { return v; });
+  transpose_all(src, rows, cols, dst, LoadU16{}, StoreU16{}, [](uint16_t v) { return v; });
 }
 
 }  // namespace unmask::ops::matmul_grad_detail
