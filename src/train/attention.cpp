@@ -38,10 +38,7 @@ void scatter(const float* src, int64_t stride, int L, int hd, float* dst) {
   for (int i = 0; i < L; ++i)
     for (int c = 0; c < hd; ++c) dst[i * stride + c] = src[i * hd + c];
 }
-void transpose(const float* src, int rows, int cols, float* dst) {
-  for (int r = 0; r < rows; ++r)
-    for (int c = 0; c < cols; ++c) dst[c * rows + r] = src[r * cols + c];
-}
+void transpose(const float* src, int rows, int cols, float* dst) { ops::transpose_f32(ops::best_isa(), src, rows, cols, dst); }
 
 // p[L, L] = softmax rows of scale * (Q K^T); lse_out[i] (stride `lse_stride`) when given,
 // else p = exp(scale * s - lse[i]) from the stored lse.

@@ -11,7 +11,6 @@
 #include "ops/cpu/matmul.h"
 #include "ops/cpu/vec_math.h"
 #include "ops/ops.h"
-#include "unmask/quant.h"
 
 namespace unmask::ops {
 
@@ -44,10 +43,6 @@ void softmax_rows(float* s, int64_t rows, int64_t cols, float scale) {
     for (int64_t j = 0; j < cols; ++j) row[j] *= inv;
   }
 }
-
-}  // namespace
-
-namespace {
 
 // Keys above which a task runs blocked, and the block sizes: a [64, 256] f32 score block
 // is 64 KiB (L2), where a 4096-key canvas's full [4096, 4096] scores are 64 MiB per head.

@@ -77,40 +77,32 @@ const char* isa_name(Isa isa) {
 
 namespace {
 
-// The dispatcher behind matmul_with_isa / matmul_round_bf16_with_isa. Returns whether y
-// still needs rounding (every path but AVX-512 F32 / BF16 rounds after the product).
-bool run_matmul(Isa isa, const float* x, int64_t n, const TensorView& w, const float* bias, float* y,
+// The dispatcher behind matmul_with_isa / matmul_round_bf16_with_isa. With round_bf16,
+// y ends rounded to bf16: by the AVX-512 F32 / BF16 kernel as it stores its tiles, by a
+// pass over y after every other path.
+void run_matmul(Isa isa, const float* x, int64_t n, const TensorView& w, const float* bias, float* y,
                 bool round_bf16) {
   check_args(x, n, w, y);
+  bool rounded = !round_bf16;
   if (w.dtype == DType::F16 || dtype_is_quantized(w.dtype)) {  // GGUF weights: ops/cpu/qmatmul.cpp
     if (n > 0 && w.dim(0) > 0) qmatmul(isa, x, n, w, bias, y);
-    return round_bf16;
-  }
-  matmul_detail::Problem p;
-  p.x = x;
-  p.w = w.data;
-  p.dtype = w.dtype;
-  p.bias = bias;
-  p.y = y;
-  p.n = n;
-  p.out = w.dim(0);
-  p.k = w.dim(1);
-  if (n == 0 || p.out == 0) return false;
-  if (p.k == 0) {  // empty sum: y is the bias (or zero)
-    for (int64_t r = 0; r < n; ++r)
-      for (int64_t c = 0; c < p.out; ++c) y[r * p.out + c] = bias ? bias[c] : 0.0f;
-    return round_bf16;
-  }
-  p.threads = choose_threads(n, p.k, p.out);
-  switch (isa) {
-    case Isa::kAvx512:
+  } else if (n > 0 && w.dim(0) > 0) {
+    matmul_detail::Problem p = matmul_detail::problem_for(x, n, w, bias, y);
+    p.threads = choose_threads(n, p.k, p.out);
+    if (p.k == 0) {  // empty sum: y is the bias (or zero)
+      for (int64_t r = 0; r < n; ++r)
+        for (int64_t c = 0; c < p.out; ++c) y[r * p.out + c] = bias ? bias[c] : 0.0f;
+    } else if (isa == Isa::kAvx512) {
       p.round_bf16 = round_bf16;
+      rounded = true;
       matmul_detail::matmul_avx512(p);
-      return false;
-    case Isa::kAvx2: matmul_detail::matmul_avx2(p); return round_bf16;
-    case Isa::kScalar: matmul_detail::matmul_scalar(p); return round_bf16;
+    } else if (isa == Isa::kAvx2) {
+      matmul_detail::matmul_avx2(p);
+    } else {
+      matmul_detail::matmul_scalar(p);
+    }
   }
-  return round_bf16;
+  if (!rounded) round_to_bf16(y, n * w.dim(0));
 }
 
 }  // namespace
@@ -124,7 +116,7 @@ void matmul(const float* x, int64_t n, const TensorView& w, const float* bias, f
 }
 
 void matmul_round_bf16_with_isa(Isa isa, const float* x, int64_t n, const TensorView& w, const float* bias, float* y) {
-  if (run_matmul(isa, x, n, w, bias, y, true)) round_to_bf16(y, n * w.dim(0));
+  run_matmul(isa, x, n, w, bias, y, true);
 }
 
 void matmul_round_bf16(const float* x, int64_t n, const TensorView& w, const float* bias, float* y) {
@@ -151,6 +143,19 @@ void matmul_reference(const float* x, int64_t n, const TensorView& w, const floa
 }
 
 namespace matmul_detail {
+
+Problem problem_for(const float* x, int64_t n, const TensorView& w, const float* bias, float* y) {
+  Problem p;
+  p.x = x;
+  p.w = w.data;
+  p.dtype = w.dtype;
+  p.bias = bias;
+  p.y = y;
+  p.n = n;
+  p.out = w.dim(0);
+  p.k = w.dim(1);
+  return p;
+}
 
 // Portable fallback: f32 accumulation in plain loops, rows of y split over threads.
 void matmul_scalar(const Problem& p) {

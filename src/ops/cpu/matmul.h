@@ -67,6 +67,8 @@ struct Problem {
   int threads = 1;              // threads to use (already decided by the dispatcher)
   bool round_bf16 = false;      // round y to bf16 as it is stored (matmul_avx512 only)
 };
+// The Problem of y = x · w^T (+ bias) for a 2-D w (threads left at 1).
+Problem problem_for(const float* x, int64_t n, const TensorView& w, const float* bias, float* y);
 void matmul_avx512(const Problem& p);
 void matmul_avx2(const Problem& p);
 void matmul_scalar(const Problem& p);

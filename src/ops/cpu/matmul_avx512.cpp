@@ -25,6 +25,7 @@
 // weights take the f32 path on one decoded [OC, k] block of whole rows per thread at a
 // time (decode_avx512.cpp), so the decode streams through memory.
 #include "ops/cpu/immintrin_quiet.h"
+#include "ops/cpu/bf16_avx512.h"
 #include <omp.h>
 
 #include <algorithm>
@@ -206,30 +207,9 @@ struct PickBf16 {
 // Rounds x[0:count] to bf16 (round-to-nearest-even, NaN kept quiet) exactly as
 // unmask::f32_to_bf16 does, 16 values at a time.
 void convert_row_bf16(const float* x, int64_t count, uint16_t* out) {
-  const __m512i lsb_mask = _mm512_set1_epi32(1), bias = _mm512_set1_epi32(0x7fff);
-  const __m512i abs_mask = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000);
-  const __m512i quiet = _mm512_set1_epi32(0x40);
   int64_t i = 0;
-  for (; i + 16 <= count; i += 16) {
-    const __m512i u = _mm512_loadu_si512(x + i);
-    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), lsb_mask);
-    __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(bias, lsb)), 16);
-    const __mmask16 nan = _mm512_cmpgt_epi32_mask(_mm512_and_si512(u, abs_mask), inf);
-    r = _mm512_mask_or_epi32(r, nan, _mm512_srli_epi32(u, 16), quiet);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), _mm512_cvtepi32_epi16(r));
-  }
+  for (; i + 16 <= count; i += 16) bf16x::store(out + i, _mm512_loadu_ps(x + i));
   for (; i < count; ++i) out[i] = f32_to_bf16(x[i]);
-}
-
-// unmask::round_to_bf16 on 4 lanes: round to nearest even on the top 16 bits, NaN -> quiet NaN.
-inline __m128 round_bf16_ps(__m128 v) {
-  const __m128i u = _mm_castps_si128(v);
-  const __m128i lsb = _mm_and_si128(_mm_srli_epi32(u, 16), _mm_set1_epi32(1));
-  const __m128i rounded = _mm_and_si128(_mm_add_epi32(u, _mm_add_epi32(lsb, _mm_set1_epi32(0x7fff))),
-                                        _mm_set1_epi32(int(0xffff0000u)));
-  const __mmask8 nan = _mm_cmpgt_epu32_mask(_mm_and_si128(u, _mm_set1_epi32(0x7fffffff)), _mm_set1_epi32(0x7f800000));
-  const __m128i quiet = _mm_and_si128(_mm_or_si128(u, _mm_set1_epi32(0x400000)), _mm_set1_epi32(int(0xffff0000u)));
-  return _mm_castsi128_ps(_mm_mask_mov_epi32(rounded, nan, quiet));
 }
 
 // Work units handed to threads dynamically (a thread that the OS or a noisy neighbour
@@ -305,7 +285,7 @@ void run_range(const TileTable<TX, TW, Pick>& tiles, const TX* x, int64_t ldx, c
         const __mmask8 m = __mmask8((1u << cc) - 1);
         if (p.round_bf16)
           for (int64_t a = 0; a < rr; ++a)
-            _mm_mask_storeu_ps(p.y + (r + a) * p.out + c, m, round_bf16_ps(_mm_loadu_ps(t + a * kC)));
+            _mm_mask_storeu_ps(p.y + (r + a) * p.out + c, m, bf16x::round(_mm_loadu_ps(t + a * kC)));
         else
           for (int64_t a = 0; a < rr; ++a) _mm_mask_storeu_ps(p.y + (r + a) * p.out + c, m, _mm_loadu_ps(t + a * kC));
       }

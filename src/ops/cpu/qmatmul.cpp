@@ -80,15 +80,7 @@ void qmatmul(Isa isa, const float* x, int64_t n, const TensorView& w, const floa
     return;
   }
   if (isa == Isa::kAvx512) {  // the f32 kernel on weights decoded one column block at a time
-    matmul_detail::Problem p;
-    p.x = x;
-    p.w = w.data;
-    p.dtype = w.dtype;
-    p.bias = bias;
-    p.y = y;
-    p.n = n;
-    p.k = k;
-    p.out = out;
+    matmul_detail::Problem p = matmul_detail::problem_for(x, n, w, bias, y);
     p.threads = threads_for(n, k, out, (out + 3) / 4);  // units of whole 4-column tiles at least
     matmul_detail::matmul_avx512(p);
     return;

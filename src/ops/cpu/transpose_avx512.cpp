@@ -2,6 +2,7 @@
 // (unpack / shuffle network on 32-bit lanes), the remainder rows and columns by scalar
 // copies: f32 -> f32, f32 -> bf16 (rounded as unmask::f32_to_bf16) and 16-bit -> 16-bit
 // (widened to 32-bit lanes and narrowed back). The result is exactly the scalar loop's.
+#include "ops/cpu/bf16_avx512.h"
 #include "ops/cpu/immintrin_quiet.h"
 #include "ops/cpu/matmul_grad.h"
 
@@ -78,17 +79,8 @@ struct StoreU16 {
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtepi32_epi16(_mm512_castps_si512(v)));
   }
 };
-// unmask::f32_to_bf16 on 16 lanes: round to nearest even, NaN -> quiet NaN.
 struct StoreBf16 {
-  void operator()(uint16_t* p, __m512 v) const {
-    const __m512i u = _mm512_castps_si512(v);
-    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-    __m512i h = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
-    const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)),
-                                                  _mm512_set1_epi32(0x7f800000));
-    h = _mm512_mask_or_epi32(h, nan, _mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtepi32_epi16(h));
-  }
+  void operator()(uint16_t* p, __m512 v) const { bf16x::store(p, v); }
 };
 
 }  // namespace

@@ -1,6 +1,7 @@
 // ops/cpu/vec_math_avx512.cpp — exp_f32 and SwiGLU, 16 floats at a time. Each lane does
 // exactly the float64 operations of the scalar exp_f32 (vec_math.cpp), so the results
 // are bitwise equal to it; the tail is handled with masked loads / stores.
+#include "ops/cpu/bf16_avx512.h"
 #include "ops/cpu/immintrin_quiet.h"
 #include "ops/cpu/outer_tile_avx512.h"
 #include "ops/cpu/vec_math.h"
@@ -44,19 +45,6 @@ __m512 exp_ps(__m512 x) {
   const __m512d lo = exp_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(x)));
   const __m512d hi = exp_pd(_mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1))));
   return _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtpd_ps(lo)), _mm512_cvtpd_ps(hi), 1);
-}
-
-// unmask::round_to_bf16 per lane: round to nearest even on the top 16 bits; NaN -> quiet NaN.
-__m512 round_bf16_ps(__m512 v) {
-  const __m512i u = _mm512_castps_si512(v);
-  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-  const __m512i rounded = _mm512_and_si512(_mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))),
-                                           _mm512_set1_epi32(int(0xffff0000u)));
-  const __m512i abs = _mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff));
-  const __mmask16 nan = _mm512_cmpgt_epu32_mask(abs, _mm512_set1_epi32(0x7f800000));
-  const __m512i quiet = _mm512_and_si512(_mm512_or_si512(u, _mm512_set1_epi32(0x400000)),
-                                         _mm512_set1_epi32(int(0xffff0000u)));
-  return _mm512_castsi512_ps(_mm512_mask_mov_epi32(rounded, nan, quiet));
 }
 
 __mmask16 tail_mask(int64_t left) { return left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1); }
@@ -137,9 +125,9 @@ void silu_mul_avx512(float* gate, const float* up, int64_t n, bool bf16) {
     const __m512 g = _mm512_maskz_loadu_ps(m, gate + i);
     const __m512 e = exp_ps(_mm512_sub_ps(_mm512_setzero_ps(), g));
     __m512 s = _mm512_div_ps(g, _mm512_add_ps(one, e));
-    if (bf16) s = round_bf16_ps(s);
+    if (bf16) s = bf16x::round(s);
     __m512 r = _mm512_mul_ps(s, _mm512_maskz_loadu_ps(m, up + i));
-    if (bf16) r = round_bf16_ps(r);
+    if (bf16) r = bf16x::round(r);
     _mm512_mask_storeu_ps(gate + i, m, r);
   }
 }
