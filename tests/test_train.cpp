@@ -10,11 +10,14 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstring>
+#include <random>
 #include <thread>
 
 #include "test_util.h"
 #include "train/checkpoint.h"
 #include "train/data.h"
+#include "train/optimizer.h"
 #include "unmask/model.h"
 #include "unmask/tokenizer.h"
 #include "unmask/train.h"
@@ -214,6 +217,53 @@ struct Fixture {
     options.save_dtype = DType::F32;
   }
 };
+
+// AdamW's AVX-512 span against the scalar one: every parameter, moment and velocity bit
+// for bit, on odd lengths (masked tails), with and without decay, over a few steps.
+TEST(TrainOptimizer, Avx512AdamWSpanEqualsScalar) {
+  if (!ops::isa_available(ops::Isa::kAvx512)) GTEST_SKIP() << "no AVX-512 on this CPU";
+  for (int64_t n : {1, 15, 17, 1001}) {
+    std::mt19937 rng(static_cast<uint32_t>(n));
+    std::normal_distribution<float> normal(0.0f, 0.02f);
+    std::vector<float> p(static_cast<size_t>(n)), g(static_cast<size_t>(n));
+    for (float& v : p) v = normal(rng);
+    std::vector<float> p2 = p, m(static_cast<size_t>(n), 0.0f), m2 = m, v(static_cast<size_t>(n), 0.0f), v2 = v;
+    for (int step = 1; step <= 3; ++step) {
+      for (float& x : g) x = normal(rng) * float(step);
+      AdamWSpan s{p.data(), g.data(), m.data(), v.data(), n, step == 2 ? 1.0f : 0.9999f, 0.9f, 0.95f,
+                  1e-3f / (1.0f - std::pow(0.9f, float(step))), std::sqrt(1.0f - std::pow(0.95f, float(step))),
+                  1e-8f};
+      AdamWSpan s2 = s;
+      s2.params = p2.data();
+      s2.m = m2.data();
+      s2.v = v2.data();
+      adamw_span(ops::Isa::kScalar, s);
+      adamw_span(ops::Isa::kAvx512, s2);
+      ASSERT_EQ(0, std::memcmp(p.data(), p2.data(), p.size() * 4)) << "params, n " << n << " step " << step;
+      ASSERT_EQ(0, std::memcmp(m.data(), m2.data(), m.size() * 4)) << "m, n " << n;
+      ASSERT_EQ(0, std::memcmp(v.data(), v2.data(), v.size() * 4)) << "v, n " << n;
+    }
+    EXPECT_NE(p[0], 0.0f);
+  }
+}
+
+// Gradient clipping: the returned norm is the L2 norm (against a long-double sum, over
+// several 64K chunks), gradients are scaled to max_norm when above it and untouched below.
+TEST(TrainOptimizer, ClipGradNormScalesToTheMaximum) {
+  const size_t n = 200001;
+  std::vector<float> g(n);
+  for (size_t i = 0; i < n; ++i) g[i] = float(std::sin(double(i) * 0.37)) * 0.01f;
+  long double ss = 0;
+  for (float v : g) ss += (long double)v * v;
+  const double want = double(std::sqrt(ss));
+  std::vector<float> kept = g;
+  EXPECT_NEAR(clip_grad_norm(kept.data(), n, want * 2), want, 1e-12 * want);
+  EXPECT_EQ(kept, g);
+  const double before = clip_grad_norm(g.data(), n, want / 4);
+  EXPECT_NEAR(before, want, 1e-12 * want);
+  EXPECT_NEAR(clip_grad_norm(g.data(), n, 0.0), want / 4, 1e-6 * want);
+}
+
 
 TEST(TrainLoop, ResumeContinuesBitForBit) {
   Fixture f;

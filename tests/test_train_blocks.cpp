@@ -212,6 +212,28 @@ TEST(TrainMatmulGrad, DwMatchesReferenceF32AndBf16) {
   }
 }
 
+// The f32 cross-entropy (one SIMD exp pass, gradient = e * w / S) against the float64
+// plain loops on the same logits: loss and every dlogit. Both round exp to ~1 ulp of f32
+// and the f32 path stores f32 probabilities, so 1e-6 relative bounds their difference.
+TEST(TrainBlocks, FloatCrossEntropyMatchesTheDoublePath) {
+  const int64_t rows = 5, vocab = 4099;
+  const std::vector<float> zf = random_floats(size_t(rows * vocab), 31);
+  std::vector<float> z = zf;
+  for (float& v : z) v *= 8.0f;  // logits spread over ~[-8, 8]
+  const std::vector<int32_t> targets = {0, 4098, 17, 2048, 17};
+  const std::vector<float> weight = {1.0f, 0.25f, 0.0f, 3.0f, 1.0f};
+  std::vector<double> zd(z.begin(), z.end()), wd(weight.begin(), weight.end());
+  std::vector<float> dz = z;
+  const double loss = cross_entropy(dz.data(), rows, vocab, targets.data(), weight.data(), true);
+  const double want = cross_entropy(zd.data(), rows, vocab, targets.data(), wd.data(), true);
+  EXPECT_NEAR(loss, want, 1e-6 * std::fabs(want));
+  std::vector<float> fwd = z;
+  EXPECT_EQ(loss, cross_entropy(fwd.data(), rows, vocab, targets.data(), weight.data(), false));
+  std::vector<float> want_dz(zd.begin(), zd.end());
+  EXPECT_LT(rel_diff(dz, want_dz), 1e-6);
+  for (int64_t c = 0; c < vocab; ++c) ASSERT_EQ(dz[size_t(2 * vocab + c)], 0.0f) << "zero-weight row, column " << c;
+}
+
 TEST(TrainAttentionFast, MatchesThePlainLoopReference) {
   const AttentionDims a{2, 13, 3, 10};
   const size_t n = size_t(a.batch) * size_t(a.seq_len) * size_t(a.heads) * size_t(a.head_dim);

@@ -185,5 +185,44 @@ TEST(VecMath, SiluMulMatchesTheFormulaInDouble) {
   }
 }
 
+// The reductions the trainer uses (cross-entropy's max and exp sum, the gradient norm):
+// AVX-512 equal to the scalar loops bit for bit on odd lengths, and the sums within
+// float64 rounding of a long-double sum.
+TEST(VecMath, Avx512ReductionsEqualTheScalarReference) {
+  if (!isa_available(Isa::kAvx512)) GTEST_SKIP() << "no AVX-512 on this CPU";
+  for (int64_t n : {1, 15, 16, 17, 31, 4099}) {
+    std::vector<float> x = activations(n, uint32_t(5 * n));
+    for (float& v : x)
+      if (!std::isfinite(v) || std::fabs(v) > 80.0f) v = 1.5f;  // finite sums for the exp check
+    const float m = max_value(Isa::kScalar, x.data(), n);
+    EXPECT_EQ(bits(m), bits(max_value(Isa::kAvx512, x.data(), n))) << n;
+    long double want_max = -INFINITY;
+    for (float v : x) want_max = std::max(want_max, (long double)v);
+    EXPECT_EQ(double(m), double(want_max)) << n;
+
+    std::vector<float> want(x.size()), got(x.size());
+    const double s_scalar = exp_shifted_sum(Isa::kScalar, x.data(), m, want.data(), n);
+    const double s_avx = exp_shifted_sum(Isa::kAvx512, x.data(), m, got.data(), n);
+    expect_same_bits(want, got, "exp_shifted_sum values");
+    EXPECT_EQ(s_scalar, s_avx) << n;
+    long double exact = 0;
+    for (float v : want) exact += v;
+    // n float64 additions of positive terms: relative error below n * 2^-53.
+    EXPECT_NEAR(s_scalar, double(exact), double(n) * 1.2e-16 * double(exact)) << n;
+    EXPECT_GE(s_scalar, 1.0) << n;  // the maximum's own term is e^0
+
+    const double q_scalar = sum_squares(Isa::kScalar, x.data(), n), q_avx = sum_squares(Isa::kAvx512, x.data(), n);
+    EXPECT_EQ(q_scalar, q_avx) << n;
+    long double q_exact = 0;
+    for (float v : x) q_exact += (long double)v * v;
+    EXPECT_NEAR(q_scalar, double(q_exact), double(n) * 1.2e-16 * double(q_exact)) << n;
+  }
+  // A NaN is skipped by the maximum on both paths; n = 0 gives -inf.
+  std::vector<float> with_nan = {1.0f, std::numeric_limits<float>::quiet_NaN(), 3.0f, -2.0f};
+  EXPECT_EQ(max_value(Isa::kScalar, with_nan.data(), 4), 3.0f);
+  EXPECT_EQ(max_value(Isa::kAvx512, with_nan.data(), 4), 3.0f);
+  EXPECT_EQ(max_value(Isa::kAvx512, with_nan.data(), 0), -std::numeric_limits<float>::infinity());
+}
+
 }  // namespace
 }  // namespace unmask::ops

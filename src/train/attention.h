@@ -3,9 +3,10 @@
 // Same contract and numerics as attention_forward / attention_backward in
 // train/blocks.h (the plain-loop reference these are tested against): q, k, v, out
 // [batch * seq_len, heads, head_dim], lse [batch * seq_len, heads]. Each (sequence,
-// head) pair copies its slices into contiguous [seq_len, head_dim] panels and runs the
-// five products (Q K^T, P V, dO V^T, dS K, dS^T Q, P^T dO) through ops::matmul, one
-// pair per thread. Buffers are the caller's; panels are per-thread scratch.
+// head) pair runs its products (Q K^T, P V, dO V^T, dS K, dS^T Q, P^T dO) through the
+// packed GEMM (ops/cpu/gemm.h), reading the head's slices in place through row strides
+// and writing its outputs in place; only K^T and V^T are copied (transposed panels).
+// One pair per thread. Buffers are the caller's; panels and scores are per-thread scratch.
 #pragma once
 #include "train/blocks.h"
 

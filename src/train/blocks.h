@@ -287,36 +287,40 @@ void swiglu_backward(const T* g, const T* u, const T* ds, int64_t n, T* dg, T* d
 // logits [rows, vocab]; returns sum_r weight[r] * (logsumexp(logits_r) - logits_r[target_r])
 // (accumulated in double, in row order). When `grad`, overwrites logits with
 // dL/dlogits = weight[r] * (softmax(logits_r) - onehot(target_r)).
-// For T = float the exps are ops::exp_shifted's (SIMD exp_f32, within an ulp of libm's);
-// T = double (the finite-difference checks) keeps std::exp.
+// For T = float one SIMD pass (ops::exp_shifted_sum: exp_f32, within an ulp of libm's)
+// gives e = exp(z - max) and its float64 sum S; the gradient is e * (weight / S), so the
+// vocabulary is exponentiated once per row. T = double (the finite-difference checks)
+// keeps std::exp and the plain loops.
 template <class T>
 double cross_entropy(T* logits, int64_t rows, int64_t vocab, const int32_t* targets, const T* weight, bool grad) {
   std::vector<double> row_loss(static_cast<size_t>(rows));
   const ops::Isa isa = ops::best_isa();
 #pragma omp parallel if (rows * vocab > 65536)
   {
-    std::vector<T> e(static_cast<size_t>(vocab));  // e^(z - m) of one row
+    std::vector<T> e(static_cast<size_t>(vocab));  // e^(z - m) of one row, when not in place
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < rows; ++r) {
       T* z = logits + r * vocab;
-      T m = -INFINITY;
-      for (int64_t c = 0; c < vocab; ++c) m = std::max(m, z[c]);
-      if constexpr (std::is_same_v<T, float>)
-        ops::exp_shifted(isa, z, m, e.data(), vocab);
-      else
-        for (int64_t c = 0; c < vocab; ++c) e[size_t(c)] = std::exp(z[c] - m);
-      double sum = 0;
-      for (int64_t c = 0; c < vocab; ++c) sum += double(e[size_t(c)]);
-      const double lse = double(m) + std::log(sum);
-      row_loss[size_t(r)] = double(weight[r]) * (lse - double(z[targets[r]]));
-      if (!grad) continue;
+      const T z_target = z[targets[r]];
       const T w = weight[r];
-      const T lse_t = T(lse);
-      if constexpr (std::is_same_v<T, float>)
-        ops::exp_shifted(isa, z, lse_t, z, vocab);
-      else
-        for (int64_t c = 0; c < vocab; ++c) z[c] = std::exp(z[c] - lse_t);
-      for (int64_t c = 0; c < vocab; ++c) z[c] *= w;
+      if constexpr (std::is_same_v<T, float>) {
+        const float m = ops::max_value(isa, z, vocab);
+        float* out = grad ? z : e.data();
+        const double sum = ops::exp_shifted_sum(isa, z, m, out, vocab);
+        row_loss[size_t(r)] = double(w) * (double(m) + std::log(sum) - double(z_target));
+        if (!grad) continue;
+        const float scale = float(double(w) / sum);
+        for (int64_t c = 0; c < vocab; ++c) z[c] *= scale;
+      } else {
+        T m = -INFINITY;
+        for (int64_t c = 0; c < vocab; ++c) m = std::max(m, z[c]);
+        double sum = 0;
+        for (int64_t c = 0; c < vocab; ++c) sum += double(e[size_t(c)] = std::exp(z[c] - m));
+        const double lse = double(m) + std::log(sum);
+        row_loss[size_t(r)] = double(w) * (lse - double(z_target));
+        if (!grad) continue;
+        for (int64_t c = 0; c < vocab; ++c) z[c] = std::exp(z[c] - T(lse)) * w;
+      }
       z[targets[r]] -= w;
     }
   }

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 
+#include "ops/cpu/matmul.h"
 #include "train/model.h"
 
 namespace unmask::train {
@@ -29,5 +30,24 @@ double clip_grad_norm(float* grads, size_t n, double max_norm);
 // decay (param *= 1 - lr * wd) on slots with decay set; m, v updated in place.
 void adamw_update(const ParamLayout& layout, float* params, const float* grads, float* m, float* v, int64_t t,
                   double lr, const AdamWOptions& o);
+
+// The per-element AdamW arithmetic of one span, in f32 as torch does it:
+//   p *= decay;  m += (1 - b1)(g - m);  v = b2 v + ((1 - b2) g) g;
+//   p -= (step_size m) / (sqrt(v) / sqrt_bc2 + eps)
+// every operation rounded separately (no fused multiply-add), so the AVX-512 span
+// (optimizer_avx512.cpp) equals the scalar one bit for bit.
+struct AdamWSpan {
+  float* params = nullptr;
+  const float* grads = nullptr;
+  float* m = nullptr;
+  float* v = nullptr;
+  int64_t n = 0;
+  float decay = 1, b1 = 0, b2 = 0, step_size = 0, sqrt_bc2 = 1, eps = 0;
+};
+void adamw_span(ops::Isa isa, const AdamWSpan& s);
+
+namespace optimizer_detail {
+void adamw_span_avx512(const AdamWSpan& s);
+}  // namespace optimizer_detail
 
 }  // namespace unmask::train

@@ -35,6 +35,39 @@ void exp_shifted(Isa isa, const float* x, float shift, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = exp_f32(x[i] - shift);
 }
 
+float max_value(Isa isa, const float* x, int64_t n) {
+  if (isa == Isa::kAvx512) return vec_math_detail::max_value_avx512(x, n);
+  float m = -INFINITY;
+  for (int64_t i = 0; i < n; ++i) m = std::max(m, x[i]);
+  return m;
+}
+
+namespace {
+// The fixed combination order of the 16 partial sums (see exp_shifted_sum in the header).
+double combine_partials(const double (&part)[16]) {
+  double total = 0;
+  for (int j = 0; j < 8; ++j) total += part[j] + part[j + 8];
+  return total;
+}
+}  // namespace
+
+double exp_shifted_sum(Isa isa, const float* x, float shift, float* y, int64_t n) {
+  if (isa == Isa::kAvx512) return vec_math_detail::exp_shifted_sum_avx512(x, shift, y, n);
+  double part[16] = {};
+  for (int64_t i = 0; i < n; ++i) {
+    y[i] = exp_f32(x[i] - shift);
+    part[i % 16] += double(y[i]);
+  }
+  return combine_partials(part);
+}
+
+double sum_squares(Isa isa, const float* x, int64_t n) {
+  if (isa == Isa::kAvx512) return vec_math_detail::sum_squares_avx512(x, n);
+  double part[16] = {};
+  for (int64_t i = 0; i < n; ++i) part[i % 16] += double(x[i]) * double(x[i]);
+  return combine_partials(part);
+}
+
 ExpMoments exp_moments(Isa isa, const float* x, int64_t n, double m) {
   if (isa == Isa::kAvx512) return vec_math_detail::exp_moments_avx512(x, n, m);
   ExpMoments s;

@@ -21,6 +21,20 @@ float exp_f32(float x);
 // y[i] = exp_f32(x[i] - shift) for i < n; x may equal y.
 void exp_shifted(Isa isa, const float* x, float shift, float* y, int64_t n);
 
+// The largest x[i] for i < n (-inf when n = 0); NaN entries are skipped, as a loop of
+// m = std::max(m, x[i]) skips them.
+float max_value(Isa isa, const float* x, int64_t n);
+
+// y[i] = exp_f32(x[i] - shift) as exp_shifted does, and returns sum_i y[i] in float64: 16
+// partial sums (element i goes to partial i mod 16), then t[j] = part[j] + part[j + 8]
+// and t[0] + t[1] + ... + t[7] in that order. Both paths add in exactly this order, so the
+// AVX-512 sum equals the scalar one bit for bit (the trainer's cross-entropy).
+double exp_shifted_sum(Isa isa, const float* x, float shift, float* y, int64_t n);
+
+// sum_i x[i]^2 in float64 with the same 16-partial order as exp_shifted_sum (bitwise equal
+// across ISAs): gradient clipping's norm.
+double sum_squares(Isa isa, const float* x, int64_t n);
+
 // y[i] = 1 / (1 + exp_f32(-x[i])) for i < n (the trainer's SwiGLU; x may equal y).
 void sigmoid_rows(Isa isa, const float* x, float* y, int64_t n);
 
@@ -55,6 +69,9 @@ void weighted_row_sums(Isa isa, const WeightedRows& a);
 namespace vec_math_detail {
 void weighted_row_sums_avx512(const WeightedRows& a);
 ExpMoments exp_moments_avx512(const float* x, int64_t n, double m);
+float max_value_avx512(const float* x, int64_t n);
+double exp_shifted_sum_avx512(const float* x, float shift, float* y, int64_t n);
+double sum_squares_avx512(const float* x, int64_t n);
 // The AVX-512 bodies (vec_math_avx512.cpp); callers go through the dispatchers above.
 void exp_shifted_avx512(const float* x, float shift, float* y, int64_t n);
 void silu_mul_avx512(float* gate, const float* up, int64_t n, bool bf16);

@@ -7,6 +7,7 @@
 #include "ops/cpu/vec_math.h"
 
 #include <algorithm>
+#include <cmath>
 
 namespace unmask::ops::vec_math_detail {
 
@@ -58,6 +59,53 @@ void exp_shifted_avx512(const float* x, float shift, float* y, int64_t n) {
     const __m512 v = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), s);
     _mm512_mask_storeu_ps(y + i, m, exp_ps(v));
   }
+}
+
+float max_value_avx512(const float* x, int64_t n) {
+  const __m512 neg_inf = _mm512_set1_ps(-INFINITY);
+  __m512 m = neg_inf;
+  for (int64_t i = 0; i < n; i += 16) {
+    // max_ps returns its second operand when either is NaN: a NaN x keeps m.
+    m = _mm512_max_ps(_mm512_mask_loadu_ps(neg_inf, tail_mask(n - i), x + i), m);
+  }
+  return _mm512_reduce_max_ps(m);
+}
+
+namespace {
+// Sum of the 16 partials in vec_math.cpp's combine_partials order: (lo[j] + hi[j]), j = 0..7.
+double combine_partials(__m512d lo, __m512d hi) {
+  alignas(64) double t[8];
+  _mm512_store_pd(t, _mm512_add_pd(lo, hi));
+  double total = 0;
+  for (double v : t) total += v;
+  return total;
+}
+}  // namespace
+
+double exp_shifted_sum_avx512(const float* x, float shift, float* y, int64_t n) {
+  const __m512 s = _mm512_set1_ps(shift);
+  __m512d lo = _mm512_setzero_pd(), hi = _mm512_setzero_pd();
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = tail_mask(n - i);
+    const __m512 e = _mm512_maskz_mov_ps(m, exp_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), s)));
+    _mm512_mask_storeu_ps(y + i, m, e);
+    lo = _mm512_add_pd(lo, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
+    hi = _mm512_add_pd(hi, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1))));
+  }
+  return combine_partials(lo, hi);
+}
+
+double sum_squares_avx512(const float* x, int64_t n) {
+  __m512d lo = _mm512_setzero_pd(), hi = _mm512_setzero_pd();
+  for (int64_t i = 0; i < n; i += 16) {
+    const __m512 v = _mm512_maskz_loadu_ps(tail_mask(n - i), x + i);
+    const __m512d a = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
+    const __m512d b = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+    // Product then sum, two roundings, as the scalar loop (no FMA there).
+    lo = _mm512_add_pd(lo, _mm512_mul_pd(a, a));
+    hi = _mm512_add_pd(hi, _mm512_mul_pd(b, b));
+  }
+  return combine_partials(lo, hi);
 }
 
 ExpMoments exp_moments_avx512(const float* x, int64_t n, double m) {
