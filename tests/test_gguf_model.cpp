@@ -120,11 +120,11 @@ TEST(GgufModel, QuantizedTypesMatchTheirDequantizedWeights) {
   for (DType t : {DType::Q8_0, DType::Q4_0}) {  // the tiny model's rows (64, 128) are too short for K blocks
     const auto gg = load_model(export_gguf(test::llada_dir(), t, tmp));
     EXPECT_EQ(gg->weight_dtype, t);
-    if (t == DType::Q8_0 && ops::q8_0_int8_available())
+    if (ops::int8_path(ops::best_isa(), t))
       // The int8 kernel also rounds every matmul input to 8 bits per 32-value block (<= 1/254
       // of the block's max each, as the weights): over 3 layers x 7 matmuls that moved this
       // model's logits (|max| ~ 18) by 0.29 when written; 3% of the largest logit bounds it.
-      expect_same_logits(*rounded_copy(test::llada_dir(), t), *gg, 0.0f, "Q8_0 int8", 0.03f);
+      expect_same_logits(*rounded_copy(test::llada_dir(), t), *gg, 0.0f, std::string(dtype_name(t)) + " int8", 0.03f);
     else
       expect_same_logits(*rounded_copy(test::llada_dir(), t), *gg, 1e-5f, std::string(dtype_name(t)));
   }

@@ -246,14 +246,16 @@ TEST(QuantMatmul, EveryIsaMatchesReference) {
           mag[size_t(r * out + c)] = float(m);
         }
       }
-      // Q8_0 on AVX-512 VNNI quantizes x to int8: its reference is the int8 product.
+      // Block types on AVX-512 VNNI quantize x to int8: their reference is the int8 product.
       std::vector<float> ref_int8(size_t(n * out));
-      ops::qmatmul_detail::Q8Rows xq;
-      ops::qmatmul_detail::quantize_rows_q8(x.data(), n, k, &xq);
-      ops::qmatmul_detail::q8_0_matmul_reference(xq, wbytes.data(), out, bias.data(), ref_int8.data());
+      if (t != DType::F16) {
+        ops::qmatmul_detail::Q8Rows xq;
+        ops::qmatmul_detail::quantize_rows_q8(x.data(), n, k, &xq);
+        ops::qmatmul_detail::int8_matmul_reference(xq, t, wbytes.data(), out, bias.data(), ref_int8.data());
+      }
       for (ops::Isa isa : {ops::Isa::kScalar, ops::Isa::kAvx2, ops::Isa::kAvx512}) {
         if (!ops::isa_available(isa)) continue;
-        const bool int8 = t == DType::Q8_0 && isa == ops::Isa::kAvx512 && ops::q8_0_int8_available();
+        const bool int8 = ops::int8_path(isa, t);
         std::fill(got.begin(), got.end(), NAN);
         ops::matmul_with_isa(isa, x.data(), n, w, bias.data(), got.data());
         const std::vector<float>& want = int8 ? ref_int8 : ref;
@@ -283,10 +285,10 @@ TEST(QuantDecode, Avx512RowsEqualTheScalarReference) {
 }
 
 // AVX-512 decodes block weights one column block of whole rows at a time into the f32
-// kernel, and converts F16 weights in the kernel's loads: either way the result is
-// bit-for-bit the f32 kernel's on the decoded weights, for several column blocks, a
-// partial last k block (768 = 512 + 256), an odd F16 row (771: a masked tail) and row
-// counts in both work splits.
+// kernel (the block types' path on CPUs without VNNI; called directly here), and converts
+// F16 weights in the kernel's loads: either way the result is bit-for-bit the f32
+// kernel's on the decoded weights, for several column blocks, a partial last k block
+// (768 = 512 + 256), an odd F16 row (771: a masked tail) and row counts in both work splits.
 TEST(QuantMatmul, Avx512DecodedBlocksEqualTheF32KernelOnDecodedWeights) {
   if (!ops::isa_available(ops::Isa::kAvx512)) GTEST_SKIP() << "no AVX-512 on this CPU";
   const int64_t out = 301;
@@ -310,7 +312,7 @@ TEST(QuantMatmul, Avx512DecodedBlocksEqualTheF32KernelOnDecodedWeights) {
     for (int64_t n : {1, 7, 40}) {
       const std::vector<float> x = random_row(n * k, uint32_t(n) + 3), bias = random_row(out, 11);
       std::vector<float> got(size_t(n * out), NAN), want(size_t(n * out), NAN);
-      ops::matmul_with_isa(ops::Isa::kAvx512, x.data(), n, w, bias.data(), got.data());
+      ops::qmatmul_detail::decoded_matmul_avx512(x.data(), n, w, bias.data(), got.data());
       ops::matmul_with_isa(ops::Isa::kAvx512, x.data(), n, wf, bias.data(), want.data());
       for (size_t i = 0; i < got.size(); ++i)
         ASSERT_EQ(got[i], want[i]) << dtype_name(t) << " n=" << n << " at " << i;
@@ -318,52 +320,88 @@ TEST(QuantMatmul, Avx512DecodedBlocksEqualTheF32KernelOnDecodedWeights) {
   }
 }
 
-// The int8 Q8_0 kernel: against its scalar reference on odd sizes (odd block counts,
-// row and column remainders of the 4x4 micro-kernel), and the activation rounding
-// against the f32 product: |y_int8 - y_f32| <= sum over blocks of d_x/2 * sum |w|.
-TEST(QuantMatmul, Q8_0Int8KernelMatchesReferenceAndBound) {
+// The int8 kernel for every block type: against its scalar reference on odd sizes (odd
+// block counts, row and column remainders of the 6 x 32 micro-kernel), and the activation
+// rounding against the f32 product: |y_int8 - y_f32| <= sum over blocks of
+// d_x/2 * sum |scale * v| (the min term of Q4_K uses the exact sum of x, no rounding).
+TEST(QuantMatmul, Int8KernelMatchesReferenceAndBound) {
   if (!ops::q8_0_int8_available()) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
-  for (int64_t k : {64, 32 * 9, 32 * 64}) {
-    const int64_t out = 37, nb = k / 32;
-    std::vector<uint8_t> w(dtype_row_bytes(DType::Q8_0, out * k));
-    for (int64_t r = 0; r < out; ++r) {
-      const std::vector<float> row = random_row(k, uint32_t(r) + 7);
-      quant::quantize_row(DType::Q8_0, row.data(), w.data() + size_t(r * nb) * 34, k);
-    }
-    for (int64_t n : {1, 6, 13}) {
-      const std::vector<float> x = random_row(n * k, uint32_t(n) + 50), bias = random_row(out, 3);
-      ops::qmatmul_detail::Q8Rows xq;
-      ops::qmatmul_detail::quantize_rows_q8(x.data(), n, k, &xq);
-      std::vector<float> ref(size_t(n * out)), got(size_t(n * out), NAN), f32(size_t(n * out));
-      ops::qmatmul_detail::q8_0_matmul_reference(xq, w.data(), out, bias.data(), ref.data());
-      ops::qmatmul_detail::q8_0_matmul_avx512(xq, w.data(), out, bias.data(), got.data(), 2);
-      TensorView wv;
-      wv.data = w.data();
-      wv.dtype = DType::Q8_0;
-      wv.ndim = 2;
-      wv.shape = {out, k, 0, 0};
-      ops::matmul_reference(x.data(), n, wv, bias.data(), f32.data());
-      std::vector<float> wrow(static_cast<size_t>(k));
-      for (int64_t c = 0; c < out; ++c) {
-        quant::dequantize_row(DType::Q8_0, w.data() + size_t(c * nb) * 34, wrow.data(), k);
-        for (int64_t r = 0; r < n; ++r) {
-          double mag = std::fabs(bias[size_t(c)]), bound = 0;
-          for (int64_t b = 0; b < nb; ++b) {
-            double wsum = 0;
-            for (int i = 0; i < 32; ++i) {
-              wsum += std::fabs(wrow[size_t(32 * b + i)]);
-              mag += std::fabs(double(x[size_t(r * k + 32 * b + i)]) * wrow[size_t(32 * b + i)]);
+  for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K}) {
+    const bool k_quant = dtype_block_elems(t) == 256;
+    for (int64_t k : k_quant ? std::vector<int64_t>{256, 256 * 3, 2048} : std::vector<int64_t>{64, 32 * 9, 2048}) {
+      const int64_t out = 37, nb = k / 32;
+      const size_t row_bytes = dtype_row_bytes(t, k);
+      std::vector<uint8_t> w(dtype_row_bytes(t, out * k));
+      for (int64_t r = 0; r < out; ++r) {
+        const std::vector<float> row = random_row(k, uint32_t(r) + 7);
+        quant::quantize_row(t, row.data(), w.data() + size_t(r) * row_bytes, k);
+      }
+      for (int64_t n : {1, 6, 13}) {
+        const std::vector<float> x = random_row(n * k, uint32_t(n) + 50), bias = random_row(out, 3);
+        ops::qmatmul_detail::Q8Rows xq;
+        ops::qmatmul_detail::quantize_rows_q8(x.data(), n, k, &xq);
+        std::vector<float> ref(size_t(n * out)), got(size_t(n * out), NAN), f32(size_t(n * out));
+        ops::qmatmul_detail::int8_matmul_reference(xq, t, w.data(), out, bias.data(), ref.data());
+        ops::qmatmul_detail::int8_matmul_avx512(xq, t, w.data(), out, bias.data(), got.data(), 2);
+        TensorView wv;
+        wv.data = w.data();
+        wv.dtype = t;
+        wv.ndim = 2;
+        wv.shape = {out, k, 0, 0};
+        ops::matmul_reference(x.data(), n, wv, bias.data(), f32.data());
+        std::vector<float> wrow(static_cast<size_t>(k));
+        for (int64_t c = 0; c < out; ++c) {
+          quant::dequantize_row(t, w.data() + size_t(c) * row_bytes, wrow.data(), k);
+          for (int64_t r = 0; r < n; ++r) {
+            double mag = std::fabs(bias[size_t(c)]), bound = 0;
+            for (int64_t b = 0; b < nb; ++b) {
+              quant::Int8Block blk;
+              quant::int8_block(t, w.data() + size_t(c) * row_bytes, b, &blk);
+              double wsum = 0;
+              for (int i = 0; i < 32; ++i) {
+                wsum += std::fabs(double(blk.scale[i / 16]) * blk.v[i]);
+                mag += std::fabs(double(x[size_t(r * k + 32 * b + i)]) * wrow[size_t(32 * b + i)]);
+              }
+              bound += 0.5 * xq.scale[size_t(r * nb + b)] * wsum;
             }
-            bound += 0.5 * xq.scale[size_t(r * nb + b)] * wsum;
+            const size_t i = size_t(r * out + c);
+            // f32 accumulation of the block sums vs double: ~nb * 2^-24 of sum |terms|.
+            ASSERT_NEAR(got[i], ref[i], 3e-5 * mag) << dtype_name(t) << " k=" << k << " n=" << n << " at " << i;
+            ASSERT_LE(std::fabs(double(ref[i]) - double(f32[i])), bound * (1 + 1e-5) + 1e-5 * mag)
+                << dtype_name(t) << " " << i;
           }
-          const size_t i = size_t(r * out + c);
-          // f32 accumulation of the block sums vs double: ~nb * 2^-24 of sum |terms|.
-          ASSERT_NEAR(got[i], ref[i], 3e-5 * mag) << "k=" << k << " n=" << n << " at " << i;
-          ASSERT_LE(std::fabs(double(ref[i]) - double(f32[i])), bound * (1 + 1e-5) + 1e-5 * mag) << i;
         }
       }
     }
   }
+}
+
+// Every block type read as int8 values and f32 factors gives back dequantize_row's
+// values bit for bit (scale * v - min), on random blocks of every sub-block position.
+TEST(QuantBlocks, Int8BlocksEqualTheDequantizedValues) {
+  for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K}) {
+    const int64_t n = dtype_block_elems(t) == 256 ? 256 * 3 : 32 * 5;
+    const std::vector<float> x = random_row(n, 77);
+    std::vector<uint8_t> bytes(dtype_row_bytes(t, n));
+    quant::quantize_row(t, x.data(), bytes.data(), n);
+    std::vector<float> want(static_cast<size_t>(n));
+    quant::dequantize_row(t, bytes.data(), want.data(), n);
+    int distinct_scales = 0;
+    for (int64_t b = 0; b < n / 32; ++b) {
+      quant::Int8Block blk;
+      quant::int8_block(t, bytes.data(), b, &blk);
+      distinct_scales += blk.scale[0] != blk.scale[1];
+      for (int i = 0; i < 32; ++i)
+        ASSERT_EQ(blk.scale[i / 16] * float(blk.v[i]) - blk.min, want[size_t(32 * b + i)])
+            << dtype_name(t) << " block " << b << " value " << i;
+    }
+    if (t == DType::Q6_K) {
+      EXPECT_GT(distinct_scales, 0) << "Q6_K's two 16-value scales per block";
+    }
+  }
+  std::vector<uint8_t> f16(64);
+  quant::Int8Block blk;
+  EXPECT_THROW(quant::int8_block(DType::F16, f16.data(), 0, &blk), Error);
 }
 
 }  // namespace

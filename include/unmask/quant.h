@@ -58,6 +58,19 @@ void q4_k_scale_min(const uint8_t* scales, int s, uint8_t* scale, uint8_t* min);
 // from src to f32 dst. The scalar reference.
 void dequantize_row(DType t, const void* src, float* dst, int64_t n);
 
+// One 32-value block of a Q8_0 / Q4_0 / Q4_K / Q6_K row as int8 values and f32 factors,
+// exactly (the int8 matmul kernels' weight operand, ops/cpu/qmatmul.h):
+//   w[i] = scale[i / 16] * float(v[i]) - min    for i < 32, bit for bit dequantize_row's
+// scale[0] == scale[1] except for Q6_K (sub-blocks of 16); min is 0 except for Q4_K.
+// Values: Q8_0 [-127, 127], Q4_0 [-8, 7], Q4_K [0, 15], Q6_K [-32, 31].
+struct Int8Block {
+  int8_t v[32];
+  float scale[2];
+  float min;
+};
+// Block b (the b-th run of 32 values) of a row of type t.
+void int8_block(DType t, const void* row, int64_t b, Int8Block* out);
+
 // n f32 values to type t (same types and n rule). Worst-case error per value, with S the
 // effective step of the value's (sub-)block after the scales are stored (see the tests):
 //   F16 / BF16: round to nearest.  Q8_0: <= 0.57 * d.  Q4_0: <= |d| (one step: the value

@@ -250,6 +250,57 @@ void dequantize_row(DType t, const void* src, float* y, int64_t n) {
   }
 }
 
+void int8_block(DType t, const void* row, int64_t b, Int8Block* out) {
+  const auto* bytes = static_cast<const uint8_t*>(row);
+  out->min = 0.0f;
+  switch (t) {
+    case DType::Q8_0: {
+      BlockQ8_0 blk;
+      std::memcpy(&blk, bytes + size_t(b) * sizeof blk, sizeof blk);
+      std::memcpy(out->v, blk.qs, 32);
+      out->scale[0] = out->scale[1] = half(blk.d);
+      return;
+    }
+    case DType::Q4_0: {
+      BlockQ4_0 blk;
+      std::memcpy(&blk, bytes + size_t(b) * sizeof blk, sizeof blk);
+      for (int j = 0; j < 16; ++j) {
+        out->v[j] = int8_t((blk.qs[j] & 0xf) - 8);
+        out->v[j + 16] = int8_t((blk.qs[j] >> 4) - 8);
+      }
+      out->scale[0] = out->scale[1] = half(blk.d);
+      return;
+    }
+    case DType::Q4_K: {
+      BlockQ4_K blk;
+      std::memcpy(&blk, bytes + size_t(b / 8) * sizeof blk, sizeof blk);
+      const int s = int(b % 8);
+      uint8_t sc, m;
+      q4_k_scale_min(blk.scales, s, &sc, &m);
+      const uint8_t* q = blk.qs + 32 * (s / 2);
+      const int shift = (s % 2) * 4;
+      for (int l = 0; l < 32; ++l) out->v[l] = int8_t((q[l] >> shift) & 0xf);
+      out->scale[0] = out->scale[1] = half(blk.d) * float(sc);
+      out->min = half(blk.dmin) * float(m);
+      return;
+    }
+    case DType::Q6_K: {
+      BlockQ6_K blk;
+      std::memcpy(&blk, bytes + size_t(b / 8) * sizeof blk, sizeof blk);
+      const int e0 = int(b % 8) * 32;
+      for (int l = 0; l < 32; ++l) {
+        const Q6Pos p = q6_pos(e0 + l);
+        out->v[l] = int8_t((((blk.ql[p.ql] >> p.ql_shift) & 0xf) | (((blk.qh[p.qh] >> p.qh_shift) & 3) << 4)) - 32);
+      }
+      const float d = half(blk.d);
+      out->scale[0] = d * float(blk.scales[e0 / 16]);
+      out->scale[1] = d * float(blk.scales[e0 / 16 + 1]);
+      return;
+    }
+    default: throw Error("int8_block: " + std::string(dtype_name(t)) + " is not Q8_0, Q4_0, Q4_K or Q6_K");
+  }
+}
+
 void quantize_row(DType t, const float* x, void* dst, int64_t n) {
   check_row(t, n, "quantize_row");
   auto* bytes = static_cast<uint8_t*>(dst);

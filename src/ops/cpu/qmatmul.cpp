@@ -34,30 +34,44 @@ void quantize_rows_q8(const float* x, int64_t n, int64_t k, Q8Rows* out) {
   out->k = k;
   out->q.resize(size_t(n * k));
   out->scale.resize(size_t(n * nb));
+  out->sum.resize(size_t(n * nb));
+  out->qsum16.assign(size_t(n * nb * 2), 0);
   for (int64_t r = 0; r < n; ++r)
     for (int64_t b = 0; b < nb; ++b) {
       const float* v = x + r * k + 32 * b;
-      float amax = 0;
-      for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(v[i]));
+      float amax = 0, sum = 0;
+      for (int i = 0; i < 32; ++i) {
+        amax = std::max(amax, std::fabs(v[i]));
+        sum += v[i];
+      }
       const float d = amax / 127, inv = d > 0 ? 1 / d : 0;
       out->scale[size_t(r * nb + b)] = d;
-      for (int i = 0; i < 32; ++i)
+      out->sum[size_t(r * nb + b)] = sum;
+      for (int i = 0; i < 32; ++i) {
         // cvtss2si rounds half to even (the default MXCSR mode) without a libm call.
-        out->q[size_t(r * k + 32 * b + i)] = uint8_t(_mm_cvtss_si32(_mm_set_ss(v[i] * inv)) + 128);
+        const int q = _mm_cvtss_si32(_mm_set_ss(v[i] * inv));
+        out->q[size_t(r * k + 32 * b + i)] = int8_t(q);
+        out->qsum16[size_t(r * nb * 2 + 2 * b + i / 16)] += q;
+      }
     }
 }
 
-void q8_0_matmul_reference(const Q8Rows& x, const uint8_t* w, int64_t out, const float* bias, float* y) {
-  const int64_t nb = x.k / 32;
+void int8_matmul_reference(const Q8Rows& x, DType t, const uint8_t* w, int64_t out, const float* bias, float* y) {
+  const int64_t nb = x.k / 32, row_bytes = int64_t(dtype_row_bytes(t, x.k));
+  quant::Int8Block blk;
   for (int64_t c = 0; c < out; ++c)
     for (int64_t r = 0; r < x.n; ++r) {
       double acc = bias ? bias[c] : 0.0;
       for (int64_t b = 0; b < nb; ++b) {
-        quant::BlockQ8_0 blk;
-        std::memcpy(&blk, w + size_t(c * nb + b) * sizeof blk, sizeof blk);
-        int32_t isum = 0;
-        for (int i = 0; i < 32; ++i) isum += (int32_t(x.q[size_t(r * x.k + 32 * b + i)]) - 128) * blk.qs[i];
-        acc += double(x.scale[size_t(r * nb + b)]) * double(f16_to_f32(blk.d)) * double(isum);
+        quant::int8_block(t, w + size_t(c * row_bytes), b, &blk);
+        const double dx = x.scale[size_t(r * nb + b)];
+        for (int h = 0; h < 2; ++h) {
+          int32_t isum = 0;
+          for (int i = 16 * h; i < 16 * h + 16; ++i)
+            isum += int32_t(x.q[size_t(r * x.k + 32 * b + i)]) * blk.v[i];
+          acc += double(blk.scale[h]) * dx * double(isum);
+        }
+        acc -= double(blk.min) * double(x.sum[size_t(r * nb + b)]);
       }
       y[r * out + c] = float(acc);
     }
@@ -70,21 +84,29 @@ bool q8_0_int8_available() {
   return ok;
 }
 
+void qmatmul_detail::decoded_matmul_avx512(const float* x, int64_t n, const TensorView& w, const float* bias,
+                                           float* y) {
+  const int64_t out = w.dim(0), k = w.dim(1);
+  matmul_detail::Problem p = matmul_detail::problem_for(x, n, w, bias, y);
+  p.threads = threads_for(n, k, out, (out + 3) / 4);  // units of whole 4-column tiles at least
+  matmul_detail::matmul_avx512(p);
+}
+
+bool int8_path(Isa isa, DType t) {
+  const bool int8_type = t == DType::Q8_0 || t == DType::Q4_0 || t == DType::Q4_K || t == DType::Q6_K;
+  return int8_type && isa == Isa::kAvx512 && q8_0_int8_available();
+}
+
 void qmatmul(Isa isa, const float* x, int64_t n, const TensorView& w, const float* bias, float* y) {
   const int64_t out = w.dim(0), k = w.dim(1);
-  if (w.dtype == DType::Q8_0 && isa == Isa::kAvx512 && q8_0_int8_available()) {
+  if (int8_path(isa, w.dtype)) {
     qmatmul_detail::Q8Rows xq;
     qmatmul_detail::quantize_rows_q8(x, n, k, &xq);
-    qmatmul_detail::q8_0_matmul_avx512(xq, static_cast<const uint8_t*>(w.data), out, bias, y,
+    qmatmul_detail::int8_matmul_avx512(xq, w.dtype, static_cast<const uint8_t*>(w.data), out, bias, y,
                                        threads_for(n, k, out, (out + 63) / 64));  // units of 64 W rows
     return;
   }
-  if (isa == Isa::kAvx512) {  // the f32 kernel on weights decoded one column block at a time
-    matmul_detail::Problem p = matmul_detail::problem_for(x, n, w, bias, y);
-    p.threads = threads_for(n, k, out, (out + 3) / 4);  // units of whole 4-column tiles at least
-    matmul_detail::matmul_avx512(p);
-    return;
-  }
+  if (isa == Isa::kAvx512) return qmatmul_detail::decoded_matmul_avx512(x, n, w, bias, y);
   // Other ISAs: panels of ~1 MiB of f32 weights (fits L2 next to the x tile the f32 kernel streams),
   // at least 16 rows so the kernel's column blocking has work.
   const int64_t panel = std::clamp<int64_t>((int64_t(1) << 20) / (4 * std::max<int64_t>(k, 1)), 16, 512);
