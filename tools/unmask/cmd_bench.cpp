@@ -130,8 +130,9 @@ double median(std::vector<double> v) {
   return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
 }
 
-// What the path multiplies with: VDPBF16PS for bf16 weights on AVX-512 BF16 CPUs, FMA
-// otherwise (f32 weights, or bf16 widened to f32 on AVX2).
+// What the path multiplies with: VDPBF16PS for bf16 weights on AVX-512 BF16 CPUs,
+// VPDPBUSD for the block types on the int8 path (ops::int8_path), FMA otherwise (f32 and
+// f16 weights, bf16 widened to f32 on AVX2, block types decoded to f32).
 struct PeakRef {
   double gflops;
   const char* instruction;
@@ -139,7 +140,7 @@ struct PeakRef {
 PeakRef peak_for(const ops::PeakFigures& p, DType dtype) {
   if (dtype == DType::BF16 && ops::best_isa() == ops::Isa::kAvx512 && p.bf16_dot_gflops > 0)
     return {p.bf16_dot_gflops, "vdpbf16ps"};
-  if (dtype == DType::Q8_0 && ops::q8_0_int8_available() && p.int8_dot_gops > 0)
+  if (ops::int8_path(ops::best_isa(), dtype) && p.int8_dot_gops > 0)
     return {p.int8_dot_gops, "vpdpbusd"};
   return {p.fma_f32_gflops, "fma_f32"};
 }

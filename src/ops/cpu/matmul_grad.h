@@ -4,12 +4,11 @@
 //   dx[n, k]   (+)= dy[n, out] · W[out, k]        (gradient of the input)
 //   dw[out, k] (+)= dy[n, out]^T · x[n, k]        (gradient of the weight)
 //
-// Both reuse the forward kernel (ops::matmul, SIMD, OpenMP) on transposed copies:
-// dx = matmul(dy, W^T as a [k, out] weight) and dw = matmul(dy^T [out, n], x^T as a
-// [k, n] weight). The transposes cost O(n·k + n·out + out·k) memory traffic against
-// the product's O(n·k·out) FLOPs, so they are a few percent for the shapes trained here.
-// With a BF16 weight (dx) or compute = BF16 (dw), the operands are rounded to bf16 and
-// products accumulate in f32, exactly as the forward kernel's BF16 path does.
+// F32: the packed outer-product GEMM (ops/cpu/gemm.h), which reads A through strides, so
+// dx = dy · W and dw = dy^T · x need no transposed copies. BF16 weight (dx) or compute =
+// BF16 (dw): the forward kernel's bf16 path (ops::matmul) on transposed copies, operands
+// rounded to bf16 and products accumulated in f32; the transposes cost O(n·k + n·out +
+// out·k) memory traffic against the product's O(n·k·out) FLOPs.
 // Buffers are the caller's; scratch (the transposed copies) is allocated per call.
 #pragma once
 #include <cstdint>
