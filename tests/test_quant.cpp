@@ -320,12 +320,12 @@ TEST(QuantMatmul, Avx512DecodedBlocksEqualTheF32KernelOnDecodedWeights) {
   }
 }
 
-// The int8 kernel for every block type: against its scalar reference on odd sizes (odd
-// block counts, row and column remainders of the 6 x 32 micro-kernel), and the activation
+// The int8 kernels (AVX-512 VNNI and AVX2) for every block type: against the scalar reference
+// on odd sizes (odd block counts, row and column remainders of the micro-kernels), and the activation
 // rounding against the f32 product: |y_int8 - y_f32| <= sum over blocks of
 // d_x/2 * sum |scale * v| (the min term of Q4_K uses the exact sum of x, no rounding).
 TEST(QuantMatmul, Int8KernelMatchesReferenceAndBound) {
-  if (!ops::q8_0_int8_available()) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
+  if (!ops::isa_available(ops::Isa::kAvx2)) GTEST_SKIP() << "no AVX2 on this CPU";
   for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K}) {
     const bool k_quant = dtype_block_elems(t) == 256;
     for (int64_t k : k_quant ? std::vector<int64_t>{256, 256 * 3, 2048} : std::vector<int64_t>{64, 32 * 9, 2048}) {
@@ -340,9 +340,15 @@ TEST(QuantMatmul, Int8KernelMatchesReferenceAndBound) {
         const std::vector<float> x = random_row(n * k, uint32_t(n) + 50), bias = random_row(out, 3);
         ops::qmatmul_detail::Q8Rows xq;
         ops::qmatmul_detail::quantize_rows_q8(x.data(), n, k, &xq);
-        std::vector<float> ref(size_t(n * out)), got(size_t(n * out), NAN), f32(size_t(n * out));
+        std::vector<float> ref(size_t(n * out)), got(size_t(n * out), NAN), got2(size_t(n * out), NAN),
+            f32(size_t(n * out));
         ops::qmatmul_detail::int8_matmul_reference(xq, t, w.data(), out, bias.data(), ref.data());
-        ops::qmatmul_detail::int8_matmul_avx512(xq, t, w.data(), out, bias.data(), got.data(), 2);
+        // Without VNNI only the AVX2 kernel runs; its result then stands in for both.
+        ops::qmatmul_detail::int8_matmul_avx2(xq, t, w.data(), out, bias.data(), got2.data(), 2);
+        if (ops::q8_0_int8_available())
+          ops::qmatmul_detail::int8_matmul_avx512(xq, t, w.data(), out, bias.data(), got.data(), 2);
+        else
+          got = got2;
         TensorView wv;
         wv.data = w.data();
         wv.dtype = t;
@@ -367,6 +373,7 @@ TEST(QuantMatmul, Int8KernelMatchesReferenceAndBound) {
             const size_t i = size_t(r * out + c);
             // f32 accumulation of the block sums vs double: ~nb * 2^-24 of sum |terms|.
             ASSERT_NEAR(got[i], ref[i], 3e-5 * mag) << dtype_name(t) << " k=" << k << " n=" << n << " at " << i;
+            ASSERT_NEAR(got2[i], ref[i], 3e-5 * mag) << "avx2 " << dtype_name(t) << " k=" << k << " n=" << n << " at " << i;
             ASSERT_LE(std::fabs(double(ref[i]) - double(f32[i])), bound * (1 + 1e-5) + 1e-5 * mag)
                 << dtype_name(t) << " " << i;
           }

@@ -131,8 +131,8 @@ double median(std::vector<double> v) {
 }
 
 // What the path multiplies with: VDPBF16PS for bf16 weights on AVX-512 BF16 CPUs,
-// VPDPBUSD for the block types on the int8 path (ops::int8_path), FMA otherwise (f32 and
-// f16 weights, bf16 widened to f32 on AVX2, block types decoded to f32).
+// VPDPBUSD (AVX2: VPMADDUBSW) for the block types on the int8 path (ops::int8_path), FMA
+// otherwise (f32 and f16 weights, bf16 widened to f32 on AVX2, block types decoded to f32).
 struct PeakRef {
   double gflops;
   const char* instruction;
@@ -141,7 +141,7 @@ PeakRef peak_for(const ops::PeakFigures& p, DType dtype) {
   if (dtype == DType::BF16 && ops::best_isa() == ops::Isa::kAvx512 && p.bf16_dot_gflops > 0)
     return {p.bf16_dot_gflops, "vdpbf16ps"};
   if (ops::int8_path(ops::best_isa(), dtype) && p.int8_dot_gops > 0)
-    return {p.int8_dot_gops, "vpdpbusd"};
+    return {p.int8_dot_gops, ops::best_isa() == ops::Isa::kAvx512 ? "vpdpbusd" : "vpmaddubsw"};
   return {p.fma_f32_gflops, "fma_f32"};
 }
 

@@ -94,7 +94,8 @@ void qmatmul_detail::decoded_matmul_avx512(const float* x, int64_t n, const Tens
 
 bool int8_path(Isa isa, DType t) {
   const bool int8_type = t == DType::Q8_0 || t == DType::Q4_0 || t == DType::Q4_K || t == DType::Q6_K;
-  return int8_type && isa == Isa::kAvx512 && q8_0_int8_available();
+  // AVX-512 without VNNI keeps the decoded f32 path (its FMA rate beats AVX2's int8 sums).
+  return int8_type && ((isa == Isa::kAvx512 && q8_0_int8_available()) || isa == Isa::kAvx2);
 }
 
 void qmatmul(Isa isa, const float* x, int64_t n, const TensorView& w, const float* bias, float* y) {
@@ -102,8 +103,12 @@ void qmatmul(Isa isa, const float* x, int64_t n, const TensorView& w, const floa
   if (int8_path(isa, w.dtype)) {
     qmatmul_detail::Q8Rows xq;
     qmatmul_detail::quantize_rows_q8(x, n, k, &xq);
-    qmatmul_detail::int8_matmul_avx512(xq, w.dtype, static_cast<const uint8_t*>(w.data), out, bias, y,
-                                       threads_for(n, k, out, (out + 63) / 64));  // units of 64 W rows
+    const auto* wb = static_cast<const uint8_t*>(w.data);
+    if (isa == Isa::kAvx512)
+      qmatmul_detail::int8_matmul_avx512(xq, w.dtype, wb, out, bias, y,
+                                         threads_for(n, k, out, (out + 63) / 64));  // units of 64 W rows
+    else
+      qmatmul_detail::int8_matmul_avx2(xq, w.dtype, wb, out, bias, y, threads_for(n, k, out, (out + 31) / 32));
     return;
   }
   if (isa == Isa::kAvx512) return qmatmul_detail::decoded_matmul_avx512(x, n, w, bias, y);

@@ -4,17 +4,19 @@
 //
 // W is borrowed (typically a GGUF mapping); x, y, bias as in matmul.h. The weights are
 // never dequantized as a whole.
-// - Q8_0 / Q4_0 / Q4_K / Q6_K on AVX-512 with VNNI: the int8 kernel (qmatmul_avx512.cpp).
+// - Q8_0 / Q4_0 / Q4_K / Q6_K on AVX-512 with VNNI (qmatmul_avx512.cpp) or AVX2
+//   (qmatmul_avx2.cpp, VPMADDUBSW + VPMADDWD): the int8 kernels.
 //   x is quantized per 32-value block to int8 (d = amax/127, kept in f32), each weight
 //   block is read as quant::Int8Block (exact int8 values and f32 scales), block dot
 //   products are exact int32, so y differs from the f32 product by the activation
 //   rounding only (<= d/2 per x value). Q4_K's min term uses the exact f32 sum of x.
-// - F16 on AVX-512 (and the block types without VNNI): the f32 kernel decodes whole rows
+// - F16 on AVX-512 (and the block types on AVX-512 without VNNI): the f32 kernel decodes whole rows
 //   of one column block at a time (at most 256 KiB of f32) into a per-thread buffer
 //   (decode_row_avx512: VCVTPH2PS for F16, 16-lane unpacking for block types) and runs
 //   every row block of x over it, so its result is bit-for-bit the f32 kernel's on the
 //   decoded weights.
-// - Other ISAs dequantize ~1 MiB panels of W rows per thread and run their f32 kernel.
+// - F16 on AVX2, and everything on the scalar path: ~1 MiB panels of W rows dequantized per
+//   thread, then the f32 kernel of that ISA.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -48,6 +50,9 @@ void quantize_rows_q8(const float* x, int64_t n, int64_t k, Q8Rows* out);
 void int8_matmul_reference(const Q8Rows& x, DType t, const uint8_t* w, int64_t out, const float* bias, float* y);
 void int8_matmul_avx512(const Q8Rows& x, DType t, const uint8_t* w, int64_t out, const float* bias, float* y,
                         int threads);
+// The same product on AVX2 (VPMADDUBSW + VPMADDWD), for CPUs without AVX-512 VNNI.
+void int8_matmul_avx2(const Q8Rows& x, DType t, const uint8_t* w, int64_t out, const float* bias, float* y,
+                      int threads);
 // The f32 AVX-512 kernel on weights decoded per column block (the F16 path, and the block
 // types' on CPUs without VNNI); qmatmul's preconditions.
 void decoded_matmul_avx512(const float* x, int64_t n, const TensorView& w, const float* bias, float* y);

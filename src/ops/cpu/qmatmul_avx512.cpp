@@ -22,15 +22,13 @@
 // keeps R=6 x rows by 2 groups: 12 int32 + 12 f32 accumulators + 2 W vectors.
 // The panel (32 rows of a 2048-value row: ~72 KiB) stays in L2 while all x rows pass.
 #include "ops/cpu/immintrin_quiet.h"
-#include <omp.h>
 
 #include <algorithm>
 #include <cstring>
-#include <string>
 #include <vector>
 
+#include "ops/cpu/int8_blocks_avx2.h"
 #include "ops/cpu/qmatmul.h"
-#include "unmask/error.h"
 #include "unmask/quant.h"
 
 namespace unmask::ops::qmatmul_detail {
@@ -40,126 +38,14 @@ namespace {
 constexpr int kR = 6;
 constexpr int64_t kPanel = 32;  // W rows per repacked panel: two 16-lane groups
 
-int offset_of(DType t) {
-  switch (t) {
-    case DType::Q8_0: return 128;
-    case DType::Q4_0: return 8;
-    case DType::Q6_K: return 32;
-    default: return 0;  // Q4_K: codes 0..15 are the values
-  }
-}
-
-// H = scales per 32-value block: 2 for Q6_K (16-value sub-blocks), else 1.
-struct Panel {
-  int64_t nb = 0;
-  std::vector<uint8_t> q;    // [2][nb][8][64]
-  std::vector<float> scale;  // [2][nb][H][16]
-  std::vector<float> min;    // [2][nb][16] (Q4_K)
-};
-
-// The 32 unsigned codes u = v + offset of block b of one row, and its scales / min.
-template <DType T>
-__m256i decode_block(const uint8_t* row, int64_t b, float* scale, float* min) {
-  const __m256i low4 = _mm256_set1_epi8(0x0f);
-  if constexpr (T == DType::Q8_0) {
-    const uint8_t* blk = row + b * 34;
-    uint16_t d;
-    std::memcpy(&d, blk, 2);
-    scale[0] = _cvtsh_ss(d);
-    return _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2)), _mm256_set1_epi8(char(0x80)));
-  } else if constexpr (T == DType::Q4_0) {
-    const uint8_t* blk = row + b * 18;
-    uint16_t d;
-    std::memcpy(&d, blk, 2);
-    scale[0] = _cvtsh_ss(d);
-    const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2));
-    const __m256i both = _mm256_set_m128i(_mm_srli_epi16(q, 4), q);  // values 0..15 | 16..31
-    return _mm256_and_si256(both, low4);
-  } else if constexpr (T == DType::Q4_K) {
-    const uint8_t* blk = row + (b / 8) * 144;
-    const int s = int(b % 8);
-    uint16_t d, dmin;
-    std::memcpy(&d, blk, 2);
-    std::memcpy(&dmin, blk + 2, 2);
-    uint8_t sc, m;
-    quant::q4_k_scale_min(blk + 4, s, &sc, &m);
-    scale[0] = _cvtsh_ss(d) * float(sc);
-    *min = _cvtsh_ss(dmin) * float(m);
-    const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16 + 32 * (s / 2)));
-    return _mm256_and_si256(s % 2 ? _mm256_srli_epi16(q, 4) : q, low4);
-  } else {  // Q6_K: ql[128], qh[64], scales[16], d
-    const uint8_t* blk = row + (b / 8) * 210;
-    const int s = int(b % 8), h = s / 4, r = s % 4;
-    uint16_t d;
-    std::memcpy(&d, blk + 208, 2);
-    const float df = _cvtsh_ss(d);
-    const auto* sc = reinterpret_cast<const int8_t*>(blk + 192);
-    scale[0] = df * float(sc[2 * s]);
-    scale[1] = df * float(sc[2 * s + 1]);
-    const __m256i ql = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 64 * h + 32 * (r & 1)));
-    const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 128 + 32 * h));
-    const __m256i lo = _mm256_and_si256(r >> 1 ? _mm256_srli_epi16(ql, 4) : ql, low4);
-    const __m256i hi = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * r)), _mm256_set1_epi8(3));
-    return _mm256_or_si256(lo, _mm256_slli_epi16(hi, 4));
-  }
-}
-
-// in[i] = 8 dwords of row i (i < 8) -> out[j] = dword j of rows 0..7.
-void transpose8x8_epi32(const __m256i* in, __m256i* out) {
-  __m256i t[8], u[8];
-  for (int i = 0; i < 8; i += 2) {
-    t[i] = _mm256_unpacklo_epi32(in[i], in[i + 1]);
-    t[i + 1] = _mm256_unpackhi_epi32(in[i], in[i + 1]);
-  }
-  for (int i = 0; i < 8; i += 4) {
-    u[i] = _mm256_unpacklo_epi64(t[i], t[i + 2]);
-    u[i + 1] = _mm256_unpackhi_epi64(t[i], t[i + 2]);
-    u[i + 2] = _mm256_unpacklo_epi64(t[i + 1], t[i + 3]);
-    u[i + 3] = _mm256_unpackhi_epi64(t[i + 1], t[i + 3]);
-  }
-  // u[0..3]: rows 0-3, dwords {0,4}, {1,5}, {2,6}, {3,7} per 128-bit lane; u[4..7]: rows 4-7.
-  for (int j = 0; j < 4; ++j) {
-    out[j] = _mm256_permute2x128_si256(u[j], u[j + 4], 0x20);
-    out[j + 4] = _mm256_permute2x128_si256(u[j], u[j + 4], 0x31);
-  }
-}
-
-// Rows [c0, c0 + rows) of W (rows <= 32; missing rows are zero) into the panel layout.
-template <DType T>
-void repack(const uint8_t* w, int64_t row_bytes, int64_t nb, int64_t c0, int64_t rows, Panel& p) {
-  constexpr int H = T == DType::Q6_K ? 2 : 1;
-  if (p.nb != nb) {
-    p.nb = nb;
-    p.q.resize(size_t(2 * nb * 8 * 64));
-    p.scale.resize(size_t(2 * nb * H * 16));
-    p.min.resize(size_t(2 * nb * 16));
-  }
-  for (int g = 0; g < 2; ++g) {
-    const int64_t live = std::clamp<int64_t>(rows - 16 * g, 0, 16);
-    for (int64_t b = 0; b < nb; ++b) {
-      __m256i codes[16], cols[2][8];
-      float sc[16][2] = {}, mn[16] = {};
-      for (int l = 0; l < 16; ++l)
-        codes[l] = l < live ? decode_block<T>(w + size_t(c0 + 16 * g + l) * size_t(row_bytes), b, sc[l], &mn[l])
-                            : _mm256_setzero_si256();
-      transpose8x8_epi32(codes, cols[0]);
-      transpose8x8_epi32(codes + 8, cols[1]);
-      uint8_t* dst = p.q.data() + size_t((g * nb + b) * 8 * 64);
-      for (int j = 0; j < 8; ++j)
-        _mm512_storeu_si512(dst + 64 * j, _mm512_inserti64x4(_mm512_castsi256_si512(cols[0][j]), cols[1][j], 1));
-      for (int h = 0; h < H; ++h)
-        for (int l = 0; l < 16; ++l) p.scale[size_t(((g * nb + b) * H + h) * 16 + l)] = sc[l][h];
-      if constexpr (T == DType::Q4_K) std::copy_n(mn, 16, p.min.data() + size_t((g * nb + b) * 16));
-    }
-  }
-}
+using Panel = int8_blocks::Panel<16>;
 
 // y[r0 .. r0+R, c0 .. c0+cols) for one panel; cols <= 32 (masked stores past it).
 template <DType T, int R>
 void micro_kernel(const Q8Rows& x, int64_t r0, const Panel& p, int64_t c0, int64_t cols, const float* bias, float* y,
                   int64_t out) {
   constexpr int H = T == DType::Q6_K ? 2 : 1;
-  const int offset = offset_of(T);
+  const int offset = int8_blocks::offset_of(T, false);
   const int64_t nb = p.nb;
   __m512 acc[R][2];
   for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
@@ -216,35 +102,22 @@ void micro_kernel(const Q8Rows& x, int64_t r0, const Panel& p, int64_t c0, int64
   }
 }
 
-template <DType T>
-void run(const Q8Rows& x, const uint8_t* w, int64_t out, const float* bias, float* y, int threads) {
-  const int64_t nb = x.k / 32, row_bytes = int64_t(dtype_row_bytes(T, x.k));
-  const int64_t panels = (out + kPanel - 1) / kPanel;
-#pragma omp parallel num_threads(threads)
-  {
-    Panel p;
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t u = 0; u < panels; ++u) {
-      const int64_t c0 = u * kPanel, cols = std::min(kPanel, out - c0);
-      repack<T>(w, row_bytes, nb, c0, cols, p);
-      int64_t r = 0;
-      for (; r + kR <= x.n; r += kR) micro_kernel<T, kR>(x, r, p, c0, cols, bias, y, out);
-      for (; r < x.n; ++r) micro_kernel<T, 1>(x, r, p, c0, cols, bias, y, out);
-    }
-  }
-}
-
 }  // namespace
 
 void int8_matmul_avx512(const Q8Rows& x, DType t, const uint8_t* w, int64_t out, const float* bias, float* y,
                         int threads) {
-  switch (t) {
-    case DType::Q8_0: return run<DType::Q8_0>(x, w, out, bias, y, threads);
-    case DType::Q4_0: return run<DType::Q4_0>(x, w, out, bias, y, threads);
-    case DType::Q4_K: return run<DType::Q4_K>(x, w, out, bias, y, threads);
-    case DType::Q6_K: return run<DType::Q6_K>(x, w, out, bias, y, threads);
-    default: throw Error("int8_matmul_avx512: " + std::string(dtype_name(t)) + " is not Q8_0, Q4_0, Q4_K or Q6_K");
-  }
+  const int64_t nb = x.k / 32;
+  int8_blocks::with_block_type(t, "int8_matmul_avx512", [&](auto type) {
+    constexpr DType T = decltype(type)::value;
+    const int64_t row_bytes = int64_t(dtype_row_bytes(T, x.k));
+    int8_blocks::for_each_panel<Panel>(
+        out, kPanel, threads, [&](int64_t c0, int64_t cols, Panel& p) { int8_blocks::repack<T, false, 16>(w, row_bytes, nb, c0, cols, p); },
+        [&](const Panel& p, int64_t c0, int64_t cols) {
+          int64_t r = 0;
+          for (; r + kR <= x.n; r += kR) micro_kernel<T, kR>(x, r, p, c0, cols, bias, y, out);
+          for (; r < x.n; ++r) micro_kernel<T, 1>(x, r, p, c0, cols, bias, y, out);
+        });
+  });
 }
 
 }  // namespace unmask::ops::qmatmul_detail
