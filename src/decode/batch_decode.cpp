@@ -158,32 +158,45 @@ int batch_decode_step(const Model& model, const std::vector<DecodeJob*>& jobs, B
                            &batches[g], "batch_decode_step");
     }
   std::vector<std::string> errors(groups.size());
-  auto run_group = [&](int g) {
+  const size_t vocab = size_t(model.config.vocab);
+  std::vector<std::vector<decode::RowStats>> scores(active.size());
+  auto score_job = [&](size_t i) {
+    const ForwardOutput& out = outs[where[i].first];
+    scores[i] = active[i]->state->job.score(out.logits.data() + where[i].second * vocab, false);
+  };
+  // A group's forward, then (split groups) its jobs' row scores on the same thread.
+  auto run_group = [&](int g, bool score_here) {
     try {
       forward(model, batches[size_t(g)], &outs[size_t(g)]);
-    } catch (const std::exception& e) {  // nothing may leave the parallel region below
+      if (score_here)
+        for (size_t i : groups[size_t(g)]) score_job(i);
+    } catch (const std::exception& e) {  // nothing may leave the parallel regions below
       errors[size_t(g)] = e.what();
     }
   };
   const int n_groups = int(groups.size());
   if (n_groups == 1) {
-    run_group(0);  // every thread works inside this one forward's ops
+    run_group(0, false);  // every thread works inside this one forward's ops
+    if (errors[0].empty()) {
+      // Every job's rows scored in one parallel region (one fork, not one per job).
+#pragma omp parallel for schedule(dynamic, 1)
+      for (size_t i = 0; i < active.size(); ++i) score_job(i);
+    }
   } else if (n_groups > 1) {
     // One forward per thread; their ops see an active region and stay on their thread.
 #pragma omp parallel for num_threads(n_groups) schedule(static, 1)
-    for (int g = 0; g < n_groups; ++g) run_group(g);
+    for (int g = 0; g < n_groups; ++g) run_group(g, true);
   }
   for (const std::string& e : errors)
     if (!e.empty()) {
       for (DecodeJob* j : active) fail(*j, e);
       throw Error(e);
     }
-  const size_t vocab = size_t(model.config.vocab);
   for (size_t i = 0; i < active.size(); ++i) {
     DecodeJob* j = active[i];
     decode::BatchJobState& s = *j->state;
     if (!s.job.full()) decode::mark_stored(s.job.canvas(), s.job.query(), &s.cache);
-    s.job.advance(outs[where[i].first].logits.data() + where[i].second * vocab, j->on_step);
+    s.job.advance_scored(outs[where[i].first].logits.data() + where[i].second * vocab, scores[i], j->on_step);
     ++j->steps;
     ready(*j);
   }

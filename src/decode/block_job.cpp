@@ -166,19 +166,29 @@ bool BlockJob::prepare() {
   return true;
 }
 
+std::vector<RowStats> BlockJob::score(const float* logits, bool parallel) const {
+  // A pure function of each row (~60 us per row at vocab 4096), so the rows may run in
+  // parallel; sampling and commits stay in slot order on one thread (advance_scored), so
+  // the RNG sequence and the result do not depend on the thread count.
+  const int64_t n_slots = int64_t(query_.slots.size());
+  std::vector<RowStats> stats(static_cast<size_t>(n_slots));
+#pragma omp parallel for schedule(static) if (parallel && n_slots > 1 && n_slots * vocab_ >= 16384)
+  for (int64_t j = 0; j < n_slots; ++j) stats[size_t(j)] = fused_row_stats(logits + j * vocab_, vocab_, opt_.mask_id);
+  return stats;
+}
+
 void BlockJob::advance(const float* logits, const StepCallback& on_step) {
+  advance_scored(logits, score(logits, true), on_step);
+}
+
+void BlockJob::advance_scored(const float* logits, const std::vector<RowStats>& stats, const StepCallback& on_step) {
   check(!finished_ && start_ >= 0, name_ + ": advance() without a prepared step");
   const std::vector<int32_t>& slots = query_.slots;
+  check(stats.size() == slots.size(), name_ + ": " + std::to_string(stats.size()) + " row scores for " +
+                                          std::to_string(slots.size()) + " query slots");
   ++forwards_;
   std::vector<int32_t> x0(slots.size());
   std::vector<double> conf(slots.size());
-  // The rows' scores in parallel (a pure function of each row; ~60 us per row at vocab
-  // 4096), then sampling and commits in slot order on this thread, so the RNG sequence
-  // and the result do not depend on the thread count.
-  std::vector<RowStats> stats(slots.size());
-  const int64_t n_slots = int64_t(slots.size());
-#pragma omp parallel for schedule(static) if (n_slots > 1 && n_slots * vocab_ >= 16384)
-  for (int64_t j = 0; j < n_slots; ++j) stats[size_t(j)] = fused_row_stats(logits + j * vocab_, vocab_, opt_.mask_id);
   for (size_t j = 0; j < slots.size(); ++j) {
     const float* row = logits + j * size_t(vocab_);
     const RowStats& st = stats[j];

@@ -20,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "decode/block_scoring.h"
 #include "decode/sampling.h"
 #include "unmask/decode.h"
 
@@ -48,8 +49,14 @@ class BlockJob {
   // Positions the canvas can reach (the KV cache a caller must provide).
   int max_length() const { return max_length_; }
   // Takes the prepared call's logits [query().slots.size(), vocab], commits, emits the
-  // StepEvent and checks for an end token.
+  // StepEvent and checks for an end token. Scores the rows itself (score(logits, true)).
   void advance(const float* logits, const StepCallback& on_step);
+  // The rows' scores, one per query slot: a pure function of the logits, so a caller may
+  // compute them on any thread (batch_decode_step: each job on the thread that ran its
+  // forward). `parallel`: split the rows over OpenMP threads.
+  std::vector<RowStats> score(const float* logits, bool parallel) const;
+  // advance() with the rows already scored by score(logits, ...).
+  void advance_scored(const float* logits, const std::vector<RowStats>& stats, const StepCallback& on_step);
 
   bool ended() const { return ended_at_ >= 0; }
   int forwards() const { return forwards_; }
