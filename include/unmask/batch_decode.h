@@ -65,7 +65,9 @@ struct DecodeJob {
   BlockDecoderOptions options;  // lengths, cache policy, commit rule, sampling, seed, mask / end ids
   bool infill = false;
   // After every step of this job: the canvas after the step (borrowed for the call),
-  // the slots committed and the slots still masked. Optional.
+  // the slots committed and the slots still masked. Optional. Runs on one of
+  // batch_decode_step's worker threads: one job's calls come in step order and never
+  // overlap, but the calls of different jobs may run at the same time.
   StepCallback on_step;
 
   // ---- Control: any thread. Honoured at the start of the next step (no forward is

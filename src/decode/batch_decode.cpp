@@ -7,9 +7,11 @@
 //   2. appends each job's call as one sequence of ONE ForwardBatch (append_query, the
 //      same code model_logit_source uses): rows of all jobs concatenated, attention per
 //      sequence over its fresh rows and its own cached spans, no padding;
-//   3. runs the forward: every weight matrix is read once for all jobs' rows;
-//   4. hands each job its logit rows (BlockJob::advance: commit, event, EOS check) and
-//      prepares its next step, so a job that finished is marked done in this step.
+//   3. runs the forward: every weight matrix is read once for all jobs' rows (or, when the
+//      jobs split evenly, one single-threaded forward per thread over its group of jobs);
+//   4. hands each job its logit rows (BlockJob::score / advance_scored: scores, commit,
+//      event, EOS check) and prepares its next step, on the thread that ran the job's
+//      forward, so a job that finished is marked done in this step.
 #include "unmask/batch_decode.h"
 
 #include <omp.h>
@@ -157,49 +159,55 @@ int batch_decode_step(const Model& model, const std::vector<DecodeJob*>& jobs, B
       decode::append_query(model.config, s.job.canvas(), s.job.query(), s.job.full() ? nullptr : &s.cache,
                            &batches[g], "batch_decode_step");
     }
-  std::vector<std::string> errors(groups.size());
+  // After a group's forward, each of its jobs takes its logit rows — row scores, commits,
+  // the step event (on_step), its next step prepared — on the thread that ran the forward:
+  // all of it is the job's own state, so jobs of different groups proceed concurrently.
   const size_t vocab = size_t(model.config.vocab);
-  std::vector<std::vector<decode::RowStats>> scores(active.size());
-  auto score_job = [&](size_t i) {
-    const ForwardOutput& out = outs[where[i].first];
-    scores[i] = active[i]->state->job.score(out.logits.data() + where[i].second * vocab, false);
+  std::vector<std::string> forward_errors(groups.size()), job_errors(active.size());
+  auto take_logits = [&](size_t i) {
+    DecodeJob* j = active[i];
+    decode::BatchJobState& s = *j->state;
+    try {
+      const float* logits = outs[where[i].first].logits.data() + where[i].second * vocab;
+      if (!s.job.full()) decode::mark_stored(s.job.canvas(), s.job.query(), &s.cache);
+      s.job.advance_scored(logits, s.job.score(logits, false), j->on_step);
+      ++j->steps;
+      ready(*j);
+    } catch (const std::exception& e) {  // nothing may leave the parallel regions below
+      job_errors[i] = e.what();
+    }
   };
-  // A group's forward, then (split groups) its jobs' row scores on the same thread.
-  auto run_group = [&](int g, bool score_here) {
+  auto run_group = [&](int g, bool take_here) {
     try {
       forward(model, batches[size_t(g)], &outs[size_t(g)]);
-      if (score_here)
-        for (size_t i : groups[size_t(g)]) score_job(i);
-    } catch (const std::exception& e) {  // nothing may leave the parallel regions below
-      errors[size_t(g)] = e.what();
+    } catch (const std::exception& e) {
+      forward_errors[size_t(g)] = e.what();
+      return;
     }
+    if (take_here)
+      for (size_t i : groups[size_t(g)]) take_logits(i);
   };
   const int n_groups = int(groups.size());
   if (n_groups == 1) {
     run_group(0, false);  // every thread works inside this one forward's ops
-    if (errors[0].empty()) {
-      // Every job's rows scored in one parallel region (one fork, not one per job).
+    if (forward_errors[0].empty()) {
+      // The jobs over the threads in one parallel region (one fork per step, not per job).
 #pragma omp parallel for schedule(dynamic, 1)
-      for (size_t i = 0; i < active.size(); ++i) score_job(i);
+      for (size_t i = 0; i < active.size(); ++i) take_logits(i);
     }
   } else if (n_groups > 1) {
     // One forward per thread; their ops see an active region and stay on their thread.
 #pragma omp parallel for num_threads(n_groups) schedule(static, 1)
     for (int g = 0; g < n_groups; ++g) run_group(g, true);
   }
-  for (const std::string& e : errors)
+  for (const std::string& e : forward_errors)
     if (!e.empty()) {
-      for (DecodeJob* j : active) fail(*j, e);
+      for (DecodeJob* j : active)
+        if (!j->done) fail(*j, e);
       throw Error(e);
     }
-  for (size_t i = 0; i < active.size(); ++i) {
-    DecodeJob* j = active[i];
-    decode::BatchJobState& s = *j->state;
-    if (!s.job.full()) decode::mark_stored(s.job.canvas(), s.job.query(), &s.cache);
-    s.job.advance_scored(outs[where[i].first].logits.data() + where[i].second * vocab, scores[i], j->on_step);
-    ++j->steps;
-    ready(*j);
-  }
+  for (size_t i = 0; i < active.size(); ++i)
+    if (!job_errors[i].empty()) fail(*active[i], job_errors[i]);
 
   if (stats) {
     *stats = BatchStepStats{};

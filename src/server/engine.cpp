@@ -114,7 +114,8 @@ void Engine::admit(std::vector<std::shared_ptr<Request>>* active) {
   }
 }
 
-// Engine thread, inside batch_decode_step.
+// A decode thread inside batch_decode_step (one request's calls in order; different requests
+// concurrently): touches only r and the atomic step_tokens_.
 void Engine::on_step(Request& r, const StepEvent& e) {
   const std::vector<int32_t>& canvas = *e.canvas;
   const size_t begin = std::min(canvas.size(), size_t(r.spec.answer_begin));

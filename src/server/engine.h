@@ -148,7 +148,7 @@ class Engine {
   int active_count_ = 0;
   size_t kv_in_use_ = 0;
   bool accepting_ = true, stop_ = false, cancel_all_ = false;
-  int step_tokens_ = 0;  // engine thread: slots committed in the current step
+  std::atomic<int> step_tokens_{0};  // slots committed in the current step (on_step: any decode thread)
   EngineStats stats_;
   std::deque<std::tuple<std::chrono::steady_clock::time_point, int, int>> recent_;  // (time, tokens, forwards)
   std::thread thread_;

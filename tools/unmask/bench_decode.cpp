@@ -23,6 +23,7 @@
 // starts weigh in as they do in a full run.
 #include "bench_decode.h"
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -72,13 +73,14 @@ struct Outcome {
 Outcome run_config(const Model& model, const std::vector<std::vector<int32_t>>& prompts, const BlockDecoderOptions& o,
                    int max_steps, const std::string& label) {
   Outcome r;
+  std::atomic<int64_t> committed{0};  // on_step runs on any decode thread; copied into r.committed
   std::vector<std::unique_ptr<DecodeJob>> jobs;
   std::vector<DecodeJob*> ptrs;
   for (const auto& p : prompts) {
     auto j = std::make_unique<DecodeJob>();
     j->prompt = p;
     j->options = o;
-    j->on_step = [&r](const StepEvent& e) { r.committed += int64_t(e.committed.size()); };
+    j->on_step = [&committed](const StepEvent& e) { committed += int64_t(e.committed.size()); };
     ptrs.push_back(j.get());
     jobs.push_back(std::move(j));
   }
@@ -101,12 +103,13 @@ Outcome run_config(const Model& model, const std::vector<std::vector<int32_t>>& 
     const auto now = std::chrono::steady_clock::now();
     if (std::chrono::duration<double>(now - last_report).count() > 2.0) {
       std::fprintf(stderr, "bench: %s: step %d, %lld slots committed, %.0f ms last step\n", label.c_str(), r.steps,
-                   static_cast<long long>(r.committed), st.seconds * 1e3);
+                   static_cast<long long>(committed.load()), st.seconds * 1e3);
       last_report = now;
     }
   }
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   r.cpu_seconds = process_cpu_seconds() - c0;
+  r.committed = committed.load();
   for (DecodeJob* j : ptrs)
     if (j->done && j->finish == FinishReason::kError) throw Error("bench: " + j->error);
   r.complete = left == 0;
