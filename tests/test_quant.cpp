@@ -345,7 +345,7 @@ TEST(QuantMatmul, Int8KernelMatchesReferenceAndBound) {
         ops::qmatmul_detail::int8_matmul_reference(xq, t, w.data(), out, bias.data(), ref.data());
         // Without VNNI only the AVX2 kernel runs; its result then stands in for both.
         ops::qmatmul_detail::int8_matmul_avx2(xq, t, w.data(), out, bias.data(), got2.data(), 2);
-        if (ops::q8_0_int8_available())
+        if (ops::vnni_available())
           ops::qmatmul_detail::int8_matmul_avx512(xq, t, w.data(), out, bias.data(), got.data(), 2);
         else
           got = got2;

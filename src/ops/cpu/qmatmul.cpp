@@ -79,7 +79,7 @@ void int8_matmul_reference(const Q8Rows& x, DType t, const uint8_t* w, int64_t o
 
 }  // namespace qmatmul_detail
 
-bool q8_0_int8_available() {
+bool vnni_available() {
   static const bool ok = isa_available(Isa::kAvx512) && __builtin_cpu_supports("avx512vnni");
   return ok;
 }
@@ -95,7 +95,7 @@ void qmatmul_detail::decoded_matmul_avx512(const float* x, int64_t n, const Tens
 bool int8_path(Isa isa, DType t) {
   const bool int8_type = t == DType::Q8_0 || t == DType::Q4_0 || t == DType::Q4_K || t == DType::Q6_K;
   // AVX-512 without VNNI keeps the decoded f32 path (its FMA rate beats AVX2's int8 sums).
-  return int8_type && ((isa == Isa::kAvx512 && q8_0_int8_available()) || isa == Isa::kAvx2);
+  return int8_type && ((isa == Isa::kAvx512 && vnni_available()) || isa == Isa::kAvx2);
 }
 
 void qmatmul(Isa isa, const float* x, int64_t n, const TensorView& w, const float* bias, float* y) {

@@ -29,7 +29,7 @@ namespace unmask::ops {
 // Precondition: w is 2-D, its dtype F16 or a block type, w.dim(1) whole blocks;
 // isa_available(isa). Called by matmul_with_isa for those dtypes.
 void qmatmul(Isa isa, const float* x, int64_t n, const TensorView& w, const float* bias, float* y);
-bool q8_0_int8_available();  // the running CPU has AVX-512 VNNI (and the kAvx512 set)
+bool vnni_available();  // the running CPU has AVX-512 VNNI (and the kAvx512 set)
 // Whether qmatmul runs the int8 kernel for weights of type t with this isa.
 bool int8_path(Isa isa, DType t);
 
