@@ -97,13 +97,15 @@ Q6Pos q6_pos(int e) {
   return {64 * h + l + (quarter & 1) * 32, (quarter >> 1) * 4, 32 * h + l, 2 * quarter};
 }
 
+// The 6-bit code q (0..63) of value e; the value is d * scales[e / 16] * (q - 32).
+int q6_code(const BlockQ6_K& b, int e) {
+  const Q6Pos p = q6_pos(e);
+  return ((b.ql[p.ql] >> p.ql_shift) & 0xf) | (((b.qh[p.qh] >> p.qh_shift) & 3) << 4);
+}
+
 void dequantize_q6_k(const BlockQ6_K& b, float* y) {
   const float d = half(b.d);
-  for (int e = 0; e < 256; ++e) {
-    const Q6Pos p = q6_pos(e);
-    const int q = ((b.ql[p.ql] >> p.ql_shift) & 0xf) | (((b.qh[p.qh] >> p.qh_shift) & 3) << 4);
-    y[e] = d * float(b.scales[e / 16]) * float(q - 32);
-  }
+  for (int e = 0; e < 256; ++e) y[e] = d * float(b.scales[e / 16]) * float(q6_code(b, e) - 32);
 }
 
 // The value of largest magnitude (its sign matters: it maps to the range end -2^(bits-1)).
@@ -288,10 +290,7 @@ void int8_block(DType t, const void* row, int64_t b, Int8Block* out) {
       BlockQ6_K blk;
       std::memcpy(&blk, bytes + size_t(b / 8) * sizeof blk, sizeof blk);
       const int e0 = int(b % 8) * 32;
-      for (int l = 0; l < 32; ++l) {
-        const Q6Pos p = q6_pos(e0 + l);
-        out->v[l] = int8_t((((blk.ql[p.ql] >> p.ql_shift) & 0xf) | (((blk.qh[p.qh] >> p.qh_shift) & 3) << 4)) - 32);
-      }
+      for (int l = 0; l < 32; ++l) out->v[l] = int8_t(q6_code(blk, e0 + l) - 32);
       const float d = half(blk.d);
       out->scale[0] = d * float(blk.scales[e0 / 16]);
       out->scale[1] = d * float(blk.scales[e0 / 16 + 1]);

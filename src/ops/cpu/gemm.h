@@ -1,6 +1,6 @@
 // ops/cpu/gemm.h — C = A·B (or C += A·B) in f32 with a packed, outer-product kernel: the
 // backward pass's products (matmul_grad.cpp), whose operands come in every orientation.
-// Borrows every pointer; owns nothing past the call (the packed B panel is per thread).
+// Borrows every pointer; the packed B panel (64 KiB) is a per-thread buffer reused by later calls.
 //
 //   A(i, p) = a[i * a_rs + p * a_cs]   — any strides, so A may be a transposed view
 //   B(p, j) = b[p * ldb + j]           — rows contiguous

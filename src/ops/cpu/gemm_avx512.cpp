@@ -9,7 +9,7 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <memory>
+#include <vector>
 
 #include "ops/cpu/gemm.h"
 #include "ops/cpu/outer_tile_avx512.h"
@@ -48,7 +48,10 @@ void gemm_f32_avx512(const GemmArgs& g) {
   const int threads = omp_in_parallel() ? 1 : int(std::clamp<double>(flops / 4e6 + 1, 1, omp_get_max_threads()));
 #pragma omp parallel num_threads(threads)
   {
-    const std::unique_ptr<float[]> bp(new float[size_t(kKC * kNR)]);
+    // The packed B panel, 64 KiB per thread, kept across calls (the trainer's attention
+    // calls this six times per head and layer).
+    thread_local std::vector<float> packed(size_t(kKC * kNR));
+    float* const bp = packed.data();
 #pragma omp for schedule(dynamic, 1)
     for (int64_t panel = 0; panel < panels; ++panel) {
       const int64_t j0 = panel * kNR, nr = std::min(kNR, g.n - j0);
@@ -60,12 +63,12 @@ void gemm_f32_avx512(const GemmArgs& g) {
         outer_tile::width_masks(nr, m);
         for (int64_t p = 0; p < kc; ++p)
           for (int v = 0; v < 4; ++v)
-            _mm512_storeu_ps(bp.get() + p * kNR + 16 * v,
+            _mm512_storeu_ps(bp + p * kNR + 16 * v,
                              _mm512_maskz_loadu_ps(m[v], g.b + (p0 + p) * g.ldb + j0 + 16 * v));
         const bool load_c = p0 > 0 || g.accumulate;
         for (int64_t i0 = 0; i0 < g.m; i0 += kMR) {
           const int64_t mr = std::min<int64_t>(kMR, g.m - i0);
-          kKernels[mr - 1](g, i0, j0, nr, p0, kc, bp.get(), load_c);
+          kKernels[mr - 1](g, i0, j0, nr, p0, kc, bp, load_c);
         }
       }
     }
