@@ -13,6 +13,8 @@
 //                                           x += moe_ffn(h)                    (MoE layer, models/moe.cpp)
 //   final:      h = rms_norm(x, final_norm);  logits[r] = h[logit_rows[r]]·Whead^T
 #include <algorithm>
+#include <initializer_list>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -135,26 +137,29 @@ void forward(const Model& model, const ForwardBatch& batch, ForwardOutput* out) 
   out->expert_bytes = 0;
   out->expert_bytes_token_loop = 0;
   out->router_topk.clear();
-  auto linear = [&](const float* in, const TensorView& w, const std::vector<float>& bias, float* y) {
-    const float* b = bias.empty() ? nullptr : bias.data();
+  // y = in · w^T (+ bias) for each target, all of one input (a layer's q/k/v, its gate/up):
+  // one fused call (ops::matmul_multi, bitwise the calls one by one) on the fast path.
+  auto linear = [&](const float* in, std::initializer_list<ops::MatmulTarget> targets) {
     if (batch.reference_precision) {
-      ops::matmul_reference(in, n, w, b, y);
-      if (bf16) ops::round_to_bf16(y, n * w.dim(0));
-    } else if (bf16) {
-      ops::matmul_round_bf16(in, n, w, b, y);
+      for (const ops::MatmulTarget& t : targets) {
+        ops::matmul_reference(in, n, t.w, t.bias, t.y);
+        if (bf16) ops::round_to_bf16(t.y, n * t.w.dim(0));
+      }
     } else {
-      ops::matmul(in, n, w, b, y);
+      ops::matmul_multi(in, n, std::span<const ops::MatmulTarget>(targets.begin(), targets.size()), bf16);
     }
-    out->flops += matmul_flops(n, w);
-    out->weight_bytes += double(w.nbytes());
+    for (const ops::MatmulTarget& t : targets) {
+      out->flops += matmul_flops(n, t.w);
+      out->weight_bytes += double(t.w.nbytes());
+    }
   };
+  auto bias_of = [](const std::vector<float>& b) { return b.empty() ? nullptr : b.data(); };
   auto to_f32 = [](const TensorView& t, std::vector<float>& dst) {
     dst.clear();
     if (!t.data) return;
     dst.resize(size_t(t.numel()));
     for (int64_t i = 0; i < t.numel(); ++i) dst[size_t(i)] = load_as_f32(t, i);
   };
-  const std::vector<float> no_bias;
   const ops::RopeRounding rope_rounding =
       !bf16 ? ops::RopeRounding::kNone
             : (c.rope_precision == RopePrecision::kF32 ? ops::RopeRounding::kRotateF32 : ops::RopeRounding::kCosSinBf16);
@@ -184,9 +189,7 @@ void forward(const Model& model, const ForwardBatch& batch, ForwardOutput* out) 
     to_f32(L.bq, bias_q);
     to_f32(L.bk, bias_k);
     to_f32(L.bv, bias_v);
-    linear(h.data(), L.wq, bias_q, q.data());
-    linear(h.data(), L.wk, bias_k, k.data());
-    linear(h.data(), L.wv, bias_v, v.data());
+    linear(h.data(), {{L.wq, bias_of(bias_q), q.data()}, {L.wk, bias_of(bias_k), k.data()}, {L.wv, bias_of(bias_v), v.data()}});
     if (c.qk_norm) {
       ops::rms_norm(q.data(), n * c.n_heads, hd, L.q_norm, c.rms_eps, bf16, q.data());
       ops::rms_norm(k.data(), n * c.n_kv_heads, hd, L.k_norm, c.rms_eps, bf16, k.data());
@@ -219,17 +222,16 @@ void forward(const Model& model, const ForwardBatch& batch, ForwardOutput* out) 
         std::copy_n(v.data() + r * kv_dim, kv_dim, kv->cache->v_row(l, pos));
       }
     }
-    linear(attn.data(), L.wo, no_bias, tmp.data());
+    linear(attn.data(), {{L.wo, nullptr, tmp.data()}});
     ops::add_inplace(x.data(), tmp.data(), n * d, bf16);
 
     ops::rms_norm(x.data(), n, d, L.ffn_norm, c.rms_eps, bf16, h.data());
     if (c.moe.is_moe_layer(l)) {
       moe_ffn(c, L, h.data(), n, MoeCall{bf16, batch.reference_precision}, tmp.data(), out);
     } else {
-      linear(h.data(), L.w_gate, no_bias, gate.data());
-      linear(h.data(), L.w_up, no_bias, up.data());
+      linear(h.data(), {{L.w_gate, nullptr, gate.data()}, {L.w_up, nullptr, up.data()}});
       ops::silu_mul(gate.data(), up.data(), n * c.ffn, bf16);
-      linear(gate.data(), L.w_down, no_bias, tmp.data());
+      linear(gate.data(), {{L.w_down, nullptr, tmp.data()}});
     }
     ops::add_inplace(x.data(), tmp.data(), n * d, bf16);
   }

@@ -105,7 +105,48 @@ void run_matmul(Isa isa, const float* x, int64_t n, const TensorView& w, const f
   if (!rounded) round_to_bf16(y, n * w.dim(0));
 }
 
+void run_matmul_multi(Isa isa, const float* x, int64_t n, std::span<const MatmulTarget> targets, bool round_bf16) {
+  if (targets.empty()) return;
+  for (const MatmulTarget& t : targets) check_args(x, n, t.w, t.y);
+  const DType dtype = targets[0].w.dtype;
+  const int64_t k = targets[0].w.dim(1);
+  int64_t total_out = 0;
+  bool shared = n > 0 && k > 0;
+  for (const MatmulTarget& t : targets) {
+    shared = shared && t.w.dtype == dtype && t.w.dim(1) == k;
+    total_out += t.w.dim(0);
+  }
+  if (shared && int8_path(isa, dtype)) {  // x quantized once for every target
+    qmatmul_detail::Q8Rows xq;
+    qmatmul_detail::quantize_rows_q8(x, n, k, &xq);
+    for (const MatmulTarget& t : targets) {
+      if (t.w.dim(0) > 0) qmatmul_int8(isa, xq, t.w, t.bias, t.y);
+      if (round_bf16) round_to_bf16(t.y, n * t.w.dim(0));
+    }
+  } else if (shared && isa == Isa::kAvx512 && total_out > 0) {
+    std::vector<matmul_detail::Problem> parts;
+    for (const MatmulTarget& t : targets) {
+      if (t.w.dim(0) == 0) continue;
+      parts.push_back(matmul_detail::problem_for(x, n, t.w, t.bias, t.y));
+      parts.back().threads = choose_threads(n, k, total_out);
+      parts.back().round_bf16 = round_bf16;
+    }
+    matmul_detail::matmul_avx512(parts);
+  } else {
+    for (const MatmulTarget& t : targets) run_matmul(isa, x, n, t.w, t.bias, t.y, round_bf16);
+  }
+}
+
 }  // namespace
+
+void matmul_multi_with_isa(Isa isa, const float* x, int64_t n, std::span<const MatmulTarget> targets,
+                           bool round_bf16) {
+  run_matmul_multi(isa, x, n, targets, round_bf16);
+}
+
+void matmul_multi(const float* x, int64_t n, std::span<const MatmulTarget> targets, bool round_bf16) {
+  run_matmul_multi(best_isa(), x, n, targets, round_bf16);
+}
 
 void matmul_with_isa(Isa isa, const float* x, int64_t n, const TensorView& w, const float* bias, float* y) {
   run_matmul(isa, x, n, w, bias, y, false);

@@ -25,6 +25,7 @@
 // inside an active parallel region or when the product is too small to pay for it).
 #pragma once
 #include <cstdint>
+#include <span>
 
 #include "unmask/tensor.h"
 
@@ -49,6 +50,21 @@ void matmul_with_isa(Isa isa, const float* x, int64_t n, const TensorView& w, co
 void matmul_round_bf16(const float* x, int64_t n, const TensorView& w, const float* bias, float* y);
 void matmul_round_bf16_with_isa(Isa isa, const float* x, int64_t n, const TensorView& w, const float* bias, float* y);
 
+// One x times several weights: targets[i].y = x · targets[i].w^T (+ bias), each bitwise
+// equal to matmul (round_bf16: matmul_round_bf16) of that target alone. Targets of one
+// dtype and k share a pass: x is copied (or quantized) once, and on the AVX-512 f32 / bf16 /
+// F16 / decoded paths all their output columns are work units of one parallel region, so
+// there is one fork/join and one tail wait instead of one per weight (the q/k/v and the
+// gate/up projections of a layer). Other combinations run target by target.
+struct MatmulTarget {
+  TensorView w;                 // [out_i, k], borrowed
+  const float* bias = nullptr;  // [out_i] or null, borrowed
+  float* y = nullptr;           // [n, out_i], caller-owned
+};
+void matmul_multi(const float* x, int64_t n, std::span<const MatmulTarget> targets, bool round_bf16 = false);
+void matmul_multi_with_isa(Isa isa, const float* x, int64_t n, std::span<const MatmulTarget> targets,
+                           bool round_bf16 = false);
+
 // Ground truth: plain scalar loops, products of (bf16-rounded, for BF16 W) x and W
 // summed in double, then rounded to f32. Single-threaded; slow by design.
 void matmul_reference(const float* x, int64_t n, const TensorView& w, const float* bias, float* y);
@@ -70,6 +86,10 @@ struct Problem {
 // The Problem of y = x · w^T (+ bias) for a 2-D w (threads left at 1).
 Problem problem_for(const float* x, int64_t n, const TensorView& w, const float* bias, float* y);
 void matmul_avx512(const Problem& p);
+// Several products of one x in one parallel region (matmul_multi): every part has the
+// same x, n, k, dtype, threads and round_bf16, its own w, bias, y and out. Each part's y
+// is bitwise what matmul_avx512 of that part alone gives.
+void matmul_avx512(std::span<const Problem> parts);
 void matmul_avx2(const Problem& p);
 void matmul_scalar(const Problem& p);
 }  // namespace matmul_detail

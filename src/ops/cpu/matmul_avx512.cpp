@@ -31,7 +31,9 @@
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <span>
 #include <utility>
+#include <vector>
 
 #include "ops/cpu/matmul.h"
 #include "ops/cpu/qmatmul.h"
@@ -48,13 +50,16 @@ struct Blocking {
   int64_t oc;  // outputs per column block
 };
 
-// KC * element size = 2 KiB per x row keeps the [6, KC] x block at 12 KiB of a
-// 32 KiB L1, with room for the W rows streaming past it; OC makes the W block
-// [OC, KC] 256 KiB, a quarter of a 1 MiB L2. Larger KC means fewer horizontal
-// reductions (one per 32 k steps here); measured on Zen 4, 1024 f32 was no better.
+// KC = 1024 along k for every type: one horizontal reduction per 64 (f32) or 32 (bf16
+// pairs) k steps; the [6, KC] x block (24 KiB f32, 12 KiB bf16) stays in the 32 KiB L1
+// while W rows stream past it from L2. OC keeps the W block [OC, KC] at 256 KiB, a
+// quarter of a 1 MiB L2: 128 outputs of 2-byte weights, 64 of f32. F16 and F32 share KC
+// so an F16 product is bit for bit the F32 product of the decoded weights (same sums in
+// the same order). Measured on Zen 4 at 128 rows of the 1B shapes (A/B in one process,
+// min of 11-15 runs): F16 KC 1024 vs 512 2-3% faster at 1 and 2 threads; F32 at
+// KC 1024 / OC 64 level with KC 512 / OC 128.
 Blocking blocking_for(DType dtype) {
-  const int64_t kc = dtype == DType::BF16 ? 1024 : 512;
-  return {kc, 128};
+  return {1024, dtype == DType::F32 ? 64 : 128};
 }
 
 // Decoded weights (F16, block types) are decoded whole rows at a time, so the decode
@@ -63,7 +68,7 @@ Blocking blocking_for(DType dtype) {
 // instead read short strided runs of each row and took twice as long at one query row.
 Blocking decoded_blocking(int64_t k) {
   const int64_t rows = (int64_t(256) << 10) / (4 * std::max<int64_t>(k, 1));
-  return {512, std::clamp<int64_t>(rows / kC * kC, kC, 128)};
+  return {blocking_for(DType::F32).kc, std::clamp<int64_t>(rows / kC * kC, kC, 128)};  // the F32 sums
 }
 
 // Sums of each of four accumulators: {sum(a), sum(b), sum(c), sum(d)}.
@@ -214,31 +219,42 @@ void convert_row_bf16(const float* x, int64_t count, uint16_t* out) {
 
 // Work units handed to threads dynamically (a thread that the OS or a noisy neighbour
 // slows down takes fewer; a static split made 2-thread n=64 runs wait on the slower
-// thread, 15-25% below their best). A unit is a range of output columns over all rows,
-// at most one column block wide, or, when outputs are few and rows many, a range of
-// rows over all columns. About 4 units per thread at least, for the balancing to work.
+// thread, 15-25% below their best). A unit is a range of output columns of one part over
+// all rows, at most one column block wide, or, when outputs are few and rows many, a
+// range of rows over all columns of a part. Column units shrink towards the end of the
+// list (each about 1/(3 x threads) of the columns left, down to 16 columns), so the
+// thread that finishes first waits for a short last unit: with equal units that wait was
+// half a 128-column unit per call, 3% of a 1B forward at 2 threads.
 struct Range {
+  int part;
   int64_t r0, r1, c0, c1;
 };
-struct Units {
-  bool by_rows;
-  int64_t step;  // columns (a multiple of kC) or rows (a multiple of kR) per unit
-  int64_t count;
-};
-Units plan_units(const Problem& p, int threads, const Blocking& b) {
+std::vector<Range> plan_units(std::span<const Problem> parts, int threads, const Blocking& b) {
+  const int64_t n = parts[0].n;
+  int64_t total_cols = 0;
+  for (const Problem& q : parts) total_cols += q.out;
   const int64_t want = int64_t(threads) * 4;
-  const int64_t col_tiles = (p.out + kC - 1) / kC;
-  if (col_tiles >= int64_t(threads) * 8 || p.n < int64_t(threads) * kR) {
+  const int64_t col_tiles = (total_cols + kC - 1) / kC;
+  std::vector<Range> units;
+  if (col_tiles >= int64_t(threads) * 8 || n < int64_t(threads) * kR) {
     const int64_t step = std::min(b.oc, std::max<int64_t>(1, col_tiles / want) * kC);
-    return {false, step, (p.out + step - 1) / step};
+    const int64_t tail_min = std::min<int64_t>(step, 4 * kC);
+    int64_t left = total_cols;
+    for (int i = 0; i < int(parts.size()); ++i)
+      for (int64_t c = 0; c < parts[size_t(i)].out;) {
+        const int64_t guided = (left / (3 * int64_t(threads)) + kC - 1) / kC * kC;
+        const int64_t width = std::min(parts[size_t(i)].out - c, std::clamp(guided, tail_min, step));
+        units.push_back({i, 0, n, c, c + width});
+        c += width;
+        left -= width;
+      }
+    return units;
   }
-  const int64_t row_tiles = (p.n + kR - 1) / kR;
-  const int64_t step = std::max<int64_t>(1, row_tiles / want) * kR;
-  return {true, step, (p.n + step - 1) / step};
-}
-Range unit_range(const Problem& p, const Units& u, int64_t i) {
-  if (u.by_rows) return {i * u.step, std::min(p.n, (i + 1) * u.step), 0, p.out};
-  return {0, p.n, i * u.step, std::min(p.out, (i + 1) * u.step)};
+  const int64_t row_tiles = (n + kR - 1) / kR;
+  const int64_t step = std::max<int64_t>(1, row_tiles * int64_t(parts.size()) / want) * kR;
+  for (int i = 0; i < int(parts.size()); ++i)
+    for (int64_t r = 0; r < n; r += step) units.push_back({i, r, std::min(n, r + step), 0, parts[size_t(i)].out});
+  return units;
 }
 
 // Row stride (elements) for the private copy of x: a whole, odd number of cache lines,
@@ -255,8 +271,9 @@ int64_t padded_ld(int64_t k, int64_t elt) {
 // [kR, kC] tile per (row block, column tile) of the current column block, and are
 // copied into y after the last k block: y rows are `out` apart, and for power-of-two
 // `out` the R rows of a y tile would alias one L1 set, evicting the x block.
-// `w_block(cb, ce, kb, kc)` gives W[cb:ce, kb:kb+kc] as {pointer to row cb, row stride}:
-// the file itself for F32 / BF16, a freshly decoded f32 block otherwise.
+// `p` is one part of the call (its own W, bias and y; x, n and k are shared).
+// `w_block(p, cb, ce, kb)` gives p's W[cb:ce, kb:kb+kc] as {pointer to row cb, row stride}:
+// the file itself for F32 / BF16 / F16, a freshly decoded f32 block otherwise.
 template <typename TX, typename TW, template <int, int> class Pick, typename WBlock>
 void run_range(const TileTable<TX, TW, Pick>& tiles, const TX* x, int64_t ldx, const WBlock& w_block, const Problem& p,
                const Range& rg, const Blocking& b, float* scratch) {
@@ -266,7 +283,7 @@ void run_range(const TileTable<TX, TW, Pick>& tiles, const TX* x, int64_t ldx, c
     const int64_t col_tiles = (ce - cb + kC - 1) / kC;
     for (int64_t kb = 0; kb < p.k; kb += b.kc) {
       const int64_t kc = std::min(b.kc, p.k - kb);
-      const auto [wb, ldw] = w_block(cb, ce, kb, kc);
+      const auto [wb, ldw] = w_block(p, cb, ce, kb);
       for (int64_t i = 0; i < row_blocks; ++i) {
         const int64_t r = rg.r0 + i * kR, rr = std::min<int64_t>(kR, rg.r1 - r);
         for (int64_t j = 0; j < col_tiles; ++j) {
@@ -295,13 +312,16 @@ void run_range(const TileTable<TX, TW, Pick>& tiles, const TX* x, int64_t ldx, c
 
 }  // namespace
 
-void matmul_avx512(const Problem& p) {
+void matmul_avx512(const Problem& p) { matmul_avx512(std::span<const Problem>(&p, 1)); }
+
+void matmul_avx512(std::span<const Problem> parts) {
   static const TileTable<float, float, PickF32> f32_tiles;
   static const TileTable<float, uint16_t, PickF16> f16_tiles;
   static const TileTable<uint16_t, uint16_t, PickBf16> bf16_tiles;
+  const Problem& p = parts[0];  // x, n, k, dtype, threads: the same in every part
   const bool bf16 = p.dtype == DType::BF16, f16 = p.dtype == DType::F16;
   const bool decoded = p.dtype != DType::F32 && !bf16 && !f16;  // block types: f32 blocks
-  const Blocking b = decoded ? decoded_blocking(p.k) : blocking_for(f16 ? DType::F32 : p.dtype);
+  const Blocking b = decoded ? decoded_blocking(p.k) : blocking_for(p.dtype);
   // Private copy of x with a padded row stride (and rounded to bf16 for BF16 weights).
   const int64_t ldx = padded_ld(p.k, bf16 ? 2 : 4);
   // Uninitialised (new T[]), not std::vector: every element is written before use, and
@@ -317,42 +337,43 @@ void matmul_avx512(const Problem& p) {
       else
         std::memcpy(xf.get() + r * ldx, p.x + r * p.k, size_t(p.k) * 4);
     }
-    const Units units = plan_units(p, nt, b);
-    // Scratch for the largest unit: all its rows x one column block, in [kR, kC] tiles.
-    const int64_t unit_rows = units.by_rows ? units.step : p.n;
-    const int64_t unit_cols = units.by_rows ? std::min(p.out, b.oc) : units.step;
-    const int64_t tiles = (unit_rows + kR - 1) / kR * ((unit_cols + kC - 1) / kC);
+    const std::vector<Range> units = plan_units(parts, nt, b);
+    // Scratch for the largest unit: its rows x at most one column block, in [kR, kC] tiles.
+    int64_t tiles = 0;
+    for (const Range& u : units)
+      tiles = std::max(tiles, (u.r1 - u.r0 + kR - 1) / kR * ((std::min(u.c1 - u.c0, b.oc) + kC - 1) / kC));
     const std::unique_ptr<float[]> scratch(new float[size_t(tiles * kR * kC)]);
     // Decoded weights: one [OC, k] f32 block per thread (256 KiB at most, the L2 block the
     // f32 kernel is tiled for), decoded once per column block when its first k block is
     // asked for and then used by every row block, so the decode cost is 1/n of the multiply's.
     const std::unique_ptr<float[]> wdec(decoded ? new float[size_t(b.oc * p.k)] : nullptr);
     const size_t row_bytes = decoded ? dtype_row_bytes(p.dtype, p.k) : 0;
-    auto file_block_f32 = [&](int64_t cb, int64_t, int64_t kb, int64_t) {
-      return std::pair<const float*, int64_t>{static_cast<const float*>(p.w) + cb * p.k + kb, p.k};
+    auto file_block_f32 = [&](const Problem& q, int64_t cb, int64_t, int64_t kb) {
+      return std::pair<const float*, int64_t>{static_cast<const float*>(q.w) + cb * q.k + kb, q.k};
     };
-    auto file_block_16 = [&](int64_t cb, int64_t, int64_t kb, int64_t) {  // BF16 / F16
-      return std::pair<const uint16_t*, int64_t>{static_cast<const uint16_t*>(p.w) + cb * p.k + kb, p.k};
+    auto file_block_16 = [&](const Problem& q, int64_t cb, int64_t, int64_t kb) {  // BF16 / F16
+      return std::pair<const uint16_t*, int64_t>{static_cast<const uint16_t*>(q.w) + cb * q.k + kb, q.k};
     };
-    auto decoded_block = [&](int64_t cb, int64_t ce, int64_t kb, int64_t) {
+    auto decoded_block = [&](const Problem& q, int64_t cb, int64_t ce, int64_t kb) {
       if (kb == 0)
         for (int64_t c = cb; c < ce; ++c)
-          qmatmul_detail::decode_row_avx512(p.dtype, static_cast<const uint8_t*>(p.w) + size_t(c) * row_bytes,
-                                            wdec.get() + (c - cb) * p.k, p.k);
-      return std::pair<const float*, int64_t>{wdec.get() + kb, p.k};
+          qmatmul_detail::decode_row_avx512(q.dtype, static_cast<const uint8_t*>(q.w) + size_t(c) * row_bytes,
+                                            wdec.get() + (c - cb) * q.k, q.k);
+      return std::pair<const float*, int64_t>{wdec.get() + kb, q.k};
     };
 #pragma omp barrier
 #pragma omp for schedule(dynamic, 1) nowait
-    for (int64_t i = 0; i < units.count; ++i) {
-      const Range rg = unit_range(p, units, i);
+    for (size_t i = 0; i < units.size(); ++i) {
+      const Range& rg = units[i];
+      const Problem& q = parts[size_t(rg.part)];
       if (bf16)
-        run_range(bf16_tiles, xb.get(), ldx, file_block_16, p, rg, b, scratch.get());
+        run_range(bf16_tiles, xb.get(), ldx, file_block_16, q, rg, b, scratch.get());
       else if (f16)
-        run_range(f16_tiles, xf.get(), ldx, file_block_16, p, rg, b, scratch.get());
+        run_range(f16_tiles, xf.get(), ldx, file_block_16, q, rg, b, scratch.get());
       else if (decoded)
-        run_range(f32_tiles, xf.get(), ldx, decoded_block, p, rg, b, scratch.get());
+        run_range(f32_tiles, xf.get(), ldx, decoded_block, q, rg, b, scratch.get());
       else
-        run_range(f32_tiles, xf.get(), ldx, file_block_f32, p, rg, b, scratch.get());
+        run_range(f32_tiles, xf.get(), ldx, file_block_f32, q, rg, b, scratch.get());
     }
   }
 }

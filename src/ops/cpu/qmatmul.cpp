@@ -98,17 +98,22 @@ bool int8_path(Isa isa, DType t) {
   return int8_type && ((isa == Isa::kAvx512 && vnni_available()) || isa == Isa::kAvx2);
 }
 
+void qmatmul_int8(Isa isa, const qmatmul_detail::Q8Rows& xq, const TensorView& w, const float* bias, float* y) {
+  const int64_t out = w.dim(0);
+  const auto* wb = static_cast<const uint8_t*>(w.data);
+  if (isa == Isa::kAvx512)
+    qmatmul_detail::int8_matmul_avx512(xq, w.dtype, wb, out, bias, y,
+                                       threads_for(xq.n, xq.k, out, (out + 63) / 64));  // units of 64 W rows
+  else
+    qmatmul_detail::int8_matmul_avx2(xq, w.dtype, wb, out, bias, y, threads_for(xq.n, xq.k, out, (out + 31) / 32));
+}
+
 void qmatmul(Isa isa, const float* x, int64_t n, const TensorView& w, const float* bias, float* y) {
   const int64_t out = w.dim(0), k = w.dim(1);
   if (int8_path(isa, w.dtype)) {
     qmatmul_detail::Q8Rows xq;
     qmatmul_detail::quantize_rows_q8(x, n, k, &xq);
-    const auto* wb = static_cast<const uint8_t*>(w.data);
-    if (isa == Isa::kAvx512)
-      qmatmul_detail::int8_matmul_avx512(xq, w.dtype, wb, out, bias, y,
-                                         threads_for(n, k, out, (out + 63) / 64));  // units of 64 W rows
-    else
-      qmatmul_detail::int8_matmul_avx2(xq, w.dtype, wb, out, bias, y, threads_for(n, k, out, (out + 31) / 32));
+    qmatmul_int8(isa, xq, w, bias, y);
     return;
   }
   if (isa == Isa::kAvx512) return qmatmul_detail::decoded_matmul_avx512(x, n, w, bias, y);

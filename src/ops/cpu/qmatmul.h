@@ -34,6 +34,13 @@ bool vnni_available();  // the running CPU has AVX-512 VNNI (and the kAvx512 set
 bool int8_path(Isa isa, DType t);
 
 namespace qmatmul_detail {
+struct Q8Rows;
+}
+// The int8 kernel of isa (int8_path(isa, w.dtype)) on x already quantized by
+// qmatmul_detail::quantize_rows_q8 (xq.k == w.dim(1)): what qmatmul does after quantizing.
+void qmatmul_int8(Isa isa, const qmatmul_detail::Q8Rows& xq, const TensorView& w, const float* bias, float* y);
+
+namespace qmatmul_detail {
 // x [n, k] quantized per 32-value block for the int8 kernels. Owns its buffers.
 //   q[r*k + i] = round(x / d) in [-127, 127],  scale[r*(k/32) + b] = d,
 //   qsum16[r*(k/16) + s] = sum of q over values 16s .. 16s+15 (the kernels' offset terms),
