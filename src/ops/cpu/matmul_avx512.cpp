@@ -7,8 +7,10 @@
 // block the accumulators are reduced horizontally (4 at a time into one xmm) and added
 // into y[R, C].
 //
-// Blocking, per work unit (a range of at most OC output columns, or of rows when there
-// are few outputs; threads take units dynamically):
+// One call may hold several weights of the same x (matmul_multi: q/k/v, gate/up), its
+// "parts"; x is copied once and the units of all parts share one parallel region.
+// Blocking, per work unit (a range of at most OC output columns of one part, or of rows
+// when there are few outputs; threads take units dynamically):
 //   for each column block of OC outputs       (W block [OC, KC] stays in L2)
 //     for each k block of KC                  (the first block writes, later ones add)
 //       for each row block of R rows          (x block [R, KC] stays in L1)
@@ -21,7 +23,9 @@
 // scratch tiles, because power-of-two strides (k or out = 2048) made the R rows of an x
 // or y tile alias one L1 set; that cost 25% on [2048 x 2048] before the change.
 // F16 weights (GGUF) take the f32 kernel with each W vector converted as it is loaded
-// (VCVTPH2PS, exact; 4% faster than decoding blocks first, and half the bytes). Block-type
+// (VCVTPH2PS, exact; 4% faster than decoding blocks first, and half the bytes; on Zen 4
+// the conversion does not compete with the FMAs: 24 FMAs + 4 VCVTPH2PS per step from
+// registers ran at the FMA peak in an isolated loop). Block-type
 // weights take the f32 path on one decoded [OC, k] block of whole rows per thread at a
 // time (decode_avx512.cpp), so the decode streams through memory.
 #include "ops/cpu/immintrin_quiet.h"
