@@ -189,7 +189,8 @@ void forward(const Model& model, const ForwardBatch& batch, ForwardOutput* out) 
     to_f32(L.bq, bias_q);
     to_f32(L.bk, bias_k);
     to_f32(L.bv, bias_v);
-    linear(h.data(), {{L.wq, bias_of(bias_q), q.data()}, {L.wk, bias_of(bias_k), k.data()}, {L.wv, bias_of(bias_v), v.data()}});
+    linear(h.data(),
+           {{L.wq, bias_of(bias_q), q.data()}, {L.wk, bias_of(bias_k), k.data()}, {L.wv, bias_of(bias_v), v.data()}});
     if (c.qk_norm) {
       ops::rms_norm(q.data(), n * c.n_heads, hd, L.q_norm, c.rms_eps, bf16, q.data());
       ops::rms_norm(k.data(), n * c.n_kv_heads, hd, L.k_norm, c.rms_eps, bf16, k.data());
