@@ -11,7 +11,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <initializer_list>
 #include <numeric>
+#include <span>
 
 #include "ops/cpu/matmul.h"
 #include "ops/ops.h"
@@ -29,12 +31,22 @@ std::vector<int32_t> top_indices(const float* v, int n, int k) {
   return order;
 }
 
-void linear(const float* x, int64_t n, const TensorView& w, const MoeCall& call, float* y, ForwardOutput* stats) {
-  if (call.reference_precision) ops::matmul_reference(x, n, w, nullptr, y);
-  else ops::matmul(x, n, w, nullptr, y);
-  if (call.bf16) ops::round_to_bf16(y, n * w.dim(0));
-  stats->flops += 2.0 * double(n) * double(w.dim(0)) * double(w.dim(1));
-  stats->weight_bytes += double(w.nbytes());
+// y = x · w^T for each target (all of input x), rounded to bf16 for bf16 activations;
+// the fast path is one ops::matmul_multi call (bitwise the products one by one).
+void linear(const float* x, int64_t n, std::initializer_list<ops::MatmulTarget> targets, const MoeCall& call,
+            ForwardOutput* stats) {
+  if (call.reference_precision) {
+    for (const ops::MatmulTarget& t : targets) {
+      ops::matmul_reference(x, n, t.w, nullptr, t.y);
+      if (call.bf16) ops::round_to_bf16(t.y, n * t.w.dim(0));
+    }
+  } else {
+    ops::matmul_multi(x, n, std::span<const ops::MatmulTarget>(targets.begin(), targets.size()), call.bf16);
+  }
+  for (const ops::MatmulTarget& t : targets) {
+    stats->flops += 2.0 * double(n) * double(t.w.dim(0)) * double(t.w.dim(1));
+    stats->weight_bytes += double(t.w.nbytes());
+  }
 }
 
 // out [n, hidden] = down(silu(gate x) * up x) for one SwiGLU expert.
@@ -42,10 +54,9 @@ void swiglu(const float* x, int64_t n, const LayerWeights::Expert& e, const MoeC
             ForwardOutput* stats) {
   const int64_t f = e.w_gate.dim(0);
   std::vector<float> gate(size_t(n * f)), up(size_t(n * f));
-  linear(x, n, e.w_gate, call, gate.data(), stats);
-  linear(x, n, e.w_up, call, up.data(), stats);
+  linear(x, n, {{e.w_gate, nullptr, gate.data()}, {e.w_up, nullptr, up.data()}}, call, stats);
   ops::silu_mul(gate.data(), up.data(), n * f, call.bf16);
-  linear(gate.data(), n, e.w_down, call, out, stats);
+  linear(gate.data(), n, {{e.w_down, nullptr, out}}, call, stats);
 }
 
 double expert_bytes(const LayerWeights::Expert& e) {
@@ -111,7 +122,7 @@ void moe_ffn(const ModelConfig& c, const LayerWeights& L, const float* h, int64_
     // Router in f32 whatever the activations (router_dtype fp32): no bf16 rounding.
     MoeCall f32_call = call;
     f32_call.bf16 = false;
-    linear(h, n, L.router, f32_call, logits.data(), stats);
+    linear(h, n, {{L.router, nullptr, logits.data()}}, f32_call, stats);
   }
   std::vector<float> bias;
   for (int64_t e = 0; e < L.router_bias.numel() && L.router_bias.data; ++e) bias.push_back(load_as_f32(L.router_bias, e));
