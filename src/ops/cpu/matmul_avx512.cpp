@@ -13,7 +13,7 @@
 // when there are few outputs; threads take units dynamically):
 //   for each column block of OC outputs       (W block [OC, KC] stays in L2)
 //     for each k block of KC                  (the first block writes, later ones add)
-//       for each row block of R rows          (x block [R, KC] stays in L1)
+//       for each row block of R rows          (x block [R, KC] in L1, or L2 when KC > 1024)
 //         for each C outputs in the block     (W [C, KC] streams from L2)
 //           micro-kernel -> a contiguous [R, C] scratch tile
 //     copy the column block's scratch tiles into y
@@ -54,17 +54,21 @@ struct Blocking {
   int64_t oc;  // outputs per column block
 };
 
-// KC = 1024 along k for every type: one horizontal reduction per 64 (f32) or 32 (bf16
-// pairs) k steps; the [6, KC] x block (24 KiB f32, 12 KiB bf16) stays in the 32 KiB L1
-// while W rows stream past it from L2. OC keeps the W block [OC, KC] at 256 KiB, a
-// quarter of a 1 MiB L2: 128 outputs of 2-byte weights, 64 of f32. F16 and F32 share KC
-// so an F16 product is bit for bit the F32 product of the decoded weights (same sums in
-// the same order). Measured on Zen 4 at 128 rows of the 1B shapes (A/B in one process,
-// min of 11-15 runs): F16 KC 1024 vs 512 2-3% faster at 1 and 2 threads; F32 at
-// KC 1024 / OC 64 level with KC 512 / OC 128.
-Blocking blocking_for(DType dtype) {
-  return {1024, dtype == DType::F32 ? 64 : 128};
+// KC: all of k in one block up to 4096 (the 1B shapes' 2048), longer rows in equal blocks
+// of at most 4096 (multiples of 32; 5632 -> 2 x 2816), the same for every type. One block
+// means one horizontal reduction per output; the [6, KC] x block (48 KiB f32 at 2048)
+// then streams from L2 instead of staying in L1, and measured no slower for it: on the 1B
+// shapes at 128 rows (A/B in one process, min of 11 runs) F16 ran 2-5% faster on one thread
+// than with KC 1024, level to 5% faster on two; F32 level. OC keeps the W block [OC, KC]
+// within half of a 1 MiB L2 at 2048: 128 outputs of 2-byte weights, 64 of f32. F16 and F32
+// share KC so an F16 product is bit for bit the F32 product of the decoded weights (same
+// sums in the same order).
+int64_t k_block(int64_t k) {
+  constexpr int64_t kMax = 4096;
+  const int64_t blocks = std::max<int64_t>(1, (k + kMax - 1) / kMax);
+  return ((k + blocks - 1) / blocks + 31) / 32 * 32;
 }
+Blocking blocking_for(DType dtype, int64_t k) { return {k_block(k), dtype == DType::F32 ? 64 : 128}; }
 
 // Decoded weights (F16, block types) are decoded whole rows at a time, so the decode
 // reads the file as one sequential stream (rows of a column block are adjacent); OC
@@ -72,7 +76,7 @@ Blocking blocking_for(DType dtype) {
 // instead read short strided runs of each row and took twice as long at one query row.
 Blocking decoded_blocking(int64_t k) {
   const int64_t rows = (int64_t(256) << 10) / (4 * std::max<int64_t>(k, 1));
-  return {blocking_for(DType::F32).kc, std::clamp<int64_t>(rows / kC * kC, kC, 128)};  // the F32 sums
+  return {k_block(k), std::clamp<int64_t>(rows / kC * kC, kC, 128)};  // the F32 sums
 }
 
 // Sums of each of four accumulators: {sum(a), sum(b), sum(c), sum(d)}.
@@ -325,7 +329,7 @@ void matmul_avx512(std::span<const Problem> parts) {
   const Problem& p = parts[0];  // x, n, k, dtype, threads: the same in every part
   const bool bf16 = p.dtype == DType::BF16, f16 = p.dtype == DType::F16;
   const bool decoded = p.dtype != DType::F32 && !bf16 && !f16;  // block types: f32 blocks
-  const Blocking b = decoded ? decoded_blocking(p.k) : blocking_for(p.dtype);
+  const Blocking b = decoded ? decoded_blocking(p.k) : blocking_for(p.dtype, p.k);
   // Private copy of x with a padded row stride (and rounded to bf16 for BF16 weights).
   const int64_t ldx = padded_ld(p.k, bf16 ? 2 : 4);
   // Uninitialised (new T[]), not std::vector: every element is written before use, and
