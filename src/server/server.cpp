@@ -89,6 +89,15 @@ struct Server::Impl {
   std::condition_variable state_cv;
   enum class State { kIdle, kRunning, kDraining, kStopped } state = State::kIdle;
 
+  // Streamed responses not yet completed by httplib (their releaser not yet called).
+  // shutdown() waits for them after the engine drains: httplib's chunked writer stops
+  // calling the content provider once stop() is called, so a stream whose request had
+  // finished but whose final chunks ("finish_reason", [DONE]) were not yet written would
+  // be cut short.
+  std::mutex streams_mu;
+  std::condition_variable streams_cv;
+  int open_streams = 0;
+
   std::mutex metrics_mu;
   std::map<std::pair<std::string, int>, int64_t> responses;  // (path, status) -> count
   double seconds_per_request = 1;  // moving average, for Retry-After
@@ -284,6 +293,10 @@ void Server::Impl::stream(Endpoint endpoint, std::shared_ptr<server::Request> r,
                                                                : "/v1/diffusion/stream";
   res.set_header("Cache-Control", "no-cache");
   res.set_header("X-Accel-Buffering", "no");
+  {
+    std::lock_guard lock(streams_mu);
+    ++open_streams;
+  }
   res.set_chunked_content_provider(
       "text/event-stream",
       [this, r, st, head, endpoint, usage, mask, path](size_t, httplib::DataSink& sink) {
@@ -326,8 +339,13 @@ void Server::Impl::stream(Endpoint endpoint, std::shared_ptr<server::Request> r,
         if (done) sink.done();
         return true;
       },
-      [r](bool success) {
+      [this, r](bool success) {
         if (!success) r->abandon();
+        {
+          std::lock_guard lock(streams_mu);
+          --open_streams;
+        }
+        streams_cv.notify_all();
       });
 }
 
@@ -411,7 +429,13 @@ void Server::shutdown() {
                before.active + before.queued, before.queued, s.options.shutdown_grace_s);
   const auto [finished, cancelled] = s.engine->drain(s.options.shutdown_grace_s);
   std::fprintf(stderr, "unmask serve: %d in-flight requests finished, %d cancelled; stopping\n", finished, cancelled);
-  s.http.stop();  // joins the HTTP workers once their responses (now all final) are written
+  {
+    // Every request is final now; its stream writes the last chunks at the provider's
+    // next call (within kStreamPoll). The bound covers a client that stops reading.
+    std::unique_lock lock(s.streams_mu);
+    s.streams_cv.wait_for(lock, 4 * kStreamPoll, [&] { return s.open_streams == 0; });
+  }
+  s.http.stop();  // joins the HTTP workers
   if (s.http_thread.joinable()) s.http_thread.join();
   {
     std::lock_guard lock(s.state_mu);
