@@ -106,7 +106,7 @@ TEST(FamiliesMoe, GroupedExpertsMatchTokenByTokenAndReadEachExpertOnce) {
 
   std::vector<float> y(h.size(), NAN);
   ForwardOutput stats;
-  moe_ffn(c, L, h.data(), n, MoeCall{false, true}, y.data(), &stats);
+  moe_ffn(c, L, h.data(), n, LinearCall{false, true}, y.data(), &stats);
 
   std::vector<float> logits(size_t(n * c.moe.n_experts));
   ops::matmul_reference(h.data(), n, L.router, nullptr, logits.data());

@@ -13,13 +13,11 @@
 //                                           x += moe_ffn(h)                    (MoE layer, models/moe.cpp)
 //   final:      h = rms_norm(x, final_norm);  logits[r] = h[logit_rows[r]]·Whead^T
 #include <algorithm>
-#include <initializer_list>
-#include <span>
 #include <string>
 #include <vector>
 
+#include "models/linear.h"
 #include "models/moe.h"
-#include "ops/cpu/matmul.h"
 #include "ops/ops.h"
 #include "unmask/error.h"
 #include "unmask/model.h"
@@ -110,8 +108,6 @@ void key_rows(const KeyOrder& order, const SequenceKv* kv, int layer, const floa
   }
 }
 
-double matmul_flops(int64_t n, const TensorView& w) { return 2.0 * double(n) * double(w.dim(0)) * double(w.dim(1)); }
-
 }  // namespace
 
 void forward(const Model& model, const ForwardBatch& batch, ForwardOutput* out) {
@@ -137,22 +133,7 @@ void forward(const Model& model, const ForwardBatch& batch, ForwardOutput* out) 
   out->expert_bytes = 0;
   out->expert_bytes_token_loop = 0;
   out->router_topk.clear();
-  // y = in · w^T (+ bias) for each target, all of one input (a layer's q/k/v, its gate/up):
-  // one fused call (ops::matmul_multi, bitwise the calls one by one) on the fast path.
-  auto linear = [&](const float* in, std::initializer_list<ops::MatmulTarget> targets) {
-    if (batch.reference_precision) {
-      for (const ops::MatmulTarget& t : targets) {
-        ops::matmul_reference(in, n, t.w, t.bias, t.y);
-        if (bf16) ops::round_to_bf16(t.y, n * t.w.dim(0));
-      }
-    } else {
-      ops::matmul_multi(in, n, std::span<const ops::MatmulTarget>(targets.begin(), targets.size()), bf16);
-    }
-    for (const ops::MatmulTarget& t : targets) {
-      out->flops += matmul_flops(n, t.w);
-      out->weight_bytes += double(t.w.nbytes());
-    }
-  };
+  const LinearCall call{bf16, batch.reference_precision};
   auto bias_of = [](const std::vector<float>& b) { return b.empty() ? nullptr : b.data(); };
   auto to_f32 = [](const TensorView& t, std::vector<float>& dst) {
     dst.clear();
@@ -189,8 +170,9 @@ void forward(const Model& model, const ForwardBatch& batch, ForwardOutput* out) 
     to_f32(L.bq, bias_q);
     to_f32(L.bk, bias_k);
     to_f32(L.bv, bias_v);
-    linear(h.data(),
-           {{L.wq, bias_of(bias_q), q.data()}, {L.wk, bias_of(bias_k), k.data()}, {L.wv, bias_of(bias_v), v.data()}});
+    linear(h.data(), n,
+           {{L.wq, bias_of(bias_q), q.data()}, {L.wk, bias_of(bias_k), k.data()}, {L.wv, bias_of(bias_v), v.data()}},
+           call, out);
     if (c.qk_norm) {
       ops::rms_norm(q.data(), n * c.n_heads, hd, L.q_norm, c.rms_eps, bf16, q.data());
       ops::rms_norm(k.data(), n * c.n_kv_heads, hd, L.k_norm, c.rms_eps, bf16, k.data());
@@ -223,16 +205,16 @@ void forward(const Model& model, const ForwardBatch& batch, ForwardOutput* out) 
         std::copy_n(v.data() + r * kv_dim, kv_dim, kv->cache->v_row(l, pos));
       }
     }
-    linear(attn.data(), {{L.wo, nullptr, tmp.data()}});
+    linear(attn.data(), n, {{L.wo, nullptr, tmp.data()}}, call, out);
     ops::add_inplace(x.data(), tmp.data(), n * d, bf16);
 
     ops::rms_norm(x.data(), n, d, L.ffn_norm, c.rms_eps, bf16, h.data());
     if (c.moe.is_moe_layer(l)) {
-      moe_ffn(c, L, h.data(), n, MoeCall{bf16, batch.reference_precision}, tmp.data(), out);
+      moe_ffn(c, L, h.data(), n, call, tmp.data(), out);
     } else {
-      linear(h.data(), {{L.w_gate, nullptr, gate.data()}, {L.w_up, nullptr, up.data()}});
+      linear(h.data(), n, {{L.w_gate, nullptr, gate.data()}, {L.w_up, nullptr, up.data()}}, call, out);
       ops::silu_mul(gate.data(), up.data(), n * c.ffn, bf16);
-      linear(gate.data(), {{L.w_down, nullptr, tmp.data()}});
+      linear(gate.data(), n, {{L.w_down, nullptr, tmp.data()}}, call, out);
     }
     ops::add_inplace(x.data(), tmp.data(), n * d, bf16);
   }
@@ -247,16 +229,7 @@ void forward(const Model& model, const ForwardBatch& batch, ForwardOutput* out) 
   std::vector<float> picked(size_t(rows * d));
   for (int64_t r = 0; r < rows; ++r)
     std::copy_n(h.data() + int64_t(batch.logit_rows[size_t(r)]) * d, d, picked.data() + r * d);
-  if (batch.reference_precision) {
-    ops::matmul_reference(picked.data(), rows, W.lm_head, nullptr, out->logits.data());
-    if (bf16) ops::round_to_bf16(out->logits.data(), rows * c.vocab);
-  } else if (bf16) {
-    ops::matmul_round_bf16(picked.data(), rows, W.lm_head, nullptr, out->logits.data());
-  } else {
-    ops::matmul(picked.data(), rows, W.lm_head, nullptr, out->logits.data());
-  }
-  out->flops += matmul_flops(rows, W.lm_head);
-  out->weight_bytes += double(W.lm_head.nbytes());
+  linear(picked.data(), rows, {{W.lm_head, nullptr, out->logits.data()}}, call, out);
 }
 
 void KvCache::reset(const ModelConfig& config, int positions) {

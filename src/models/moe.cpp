@@ -11,9 +11,7 @@
 
 #include <algorithm>
 #include <cmath>
-#include <initializer_list>
 #include <numeric>
-#include <span>
 
 #include "ops/cpu/matmul.h"
 #include "ops/ops.h"
@@ -31,26 +29,8 @@ std::vector<int32_t> top_indices(const float* v, int n, int k) {
   return order;
 }
 
-// y = x · w^T for each target (all of input x), rounded to bf16 for bf16 activations;
-// the fast path is one ops::matmul_multi call (bitwise the products one by one).
-void linear(const float* x, int64_t n, std::initializer_list<ops::MatmulTarget> targets, const MoeCall& call,
-            ForwardOutput* stats) {
-  if (call.reference_precision) {
-    for (const ops::MatmulTarget& t : targets) {
-      ops::matmul_reference(x, n, t.w, nullptr, t.y);
-      if (call.bf16) ops::round_to_bf16(t.y, n * t.w.dim(0));
-    }
-  } else {
-    ops::matmul_multi(x, n, std::span<const ops::MatmulTarget>(targets.begin(), targets.size()), call.bf16);
-  }
-  for (const ops::MatmulTarget& t : targets) {
-    stats->flops += 2.0 * double(n) * double(t.w.dim(0)) * double(t.w.dim(1));
-    stats->weight_bytes += double(t.w.nbytes());
-  }
-}
-
 // out [n, hidden] = down(silu(gate x) * up x) for one SwiGLU expert.
-void swiglu(const float* x, int64_t n, const LayerWeights::Expert& e, const MoeCall& call, float* out,
+void swiglu(const float* x, int64_t n, const LayerWeights::Expert& e, const LinearCall& call, float* out,
             ForwardOutput* stats) {
   const int64_t f = e.w_gate.dim(0);
   std::vector<float> gate(size_t(n * f)), up(size_t(n * f));
@@ -112,7 +92,7 @@ MoeRouting moe_route(const MoeConfig& moe, const float* router_logits, const std
   return r;
 }
 
-void moe_ffn(const ModelConfig& c, const LayerWeights& L, const float* h, int64_t n, const MoeCall& call, float* y,
+void moe_ffn(const ModelConfig& c, const LayerWeights& L, const float* h, int64_t n, const LinearCall& call, float* y,
              ForwardOutput* stats) {
   const MoeConfig& moe = c.moe;
   const int64_t d = c.hidden;
@@ -120,7 +100,7 @@ void moe_ffn(const ModelConfig& c, const LayerWeights& L, const float* h, int64_
   std::vector<float> logits(size_t(n * E));
   {
     // Router in f32 whatever the activations (router_dtype fp32): no bf16 rounding.
-    MoeCall f32_call = call;
+    LinearCall f32_call = call;
     f32_call.bf16 = false;
     linear(h, n, {{L.router, nullptr, logits.data()}}, f32_call, stats);
   }

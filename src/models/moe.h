@@ -7,14 +7,10 @@
 #include <cstdint>
 #include <vector>
 
+#include "models/linear.h"
 #include "unmask/model.h"
 
 namespace unmask {
-
-struct MoeCall {
-  bool bf16 = false;                 // round activations to bf16 as torch's bf16 modules do
-  bool reference_precision = false;  // scalar double-accumulating matmuls
-};
 
 // The experts' choice for n tokens: idx / weight [n, top_k], best first.
 struct MoeRouting {
@@ -30,7 +26,7 @@ MoeRouting moe_route(const MoeConfig& moe, const float* router_logits, const std
 // y [n, hidden] = Σ_k w_k · expert_k(h) (+ shared_expert(h)). Adds the FLOPs, weight bytes
 // and expert bytes it reads to `stats`, and appends the layer's routing to
 // stats->router_topk.
-void moe_ffn(const ModelConfig& c, const LayerWeights& L, const float* h, int64_t n, const MoeCall& call, float* y,
+void moe_ffn(const ModelConfig& c, const LayerWeights& L, const float* h, int64_t n, const LinearCall& call, float* y,
              ForwardOutput* stats);
 
 }  // namespace unmask

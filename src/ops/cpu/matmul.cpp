@@ -124,11 +124,12 @@ void run_matmul_multi(Isa isa, const float* x, int64_t n, std::span<const Matmul
       if (round_bf16) round_to_bf16(t.y, n * t.w.dim(0));
     }
   } else if (shared && isa == Isa::kAvx512 && total_out > 0) {
+    const int threads = choose_threads(n, k, total_out);
     std::vector<matmul_detail::Problem> parts;
     for (const MatmulTarget& t : targets) {
       if (t.w.dim(0) == 0) continue;
       parts.push_back(matmul_detail::problem_for(x, n, t.w, t.bias, t.y));
-      parts.back().threads = choose_threads(n, k, total_out);
+      parts.back().threads = threads;
       parts.back().round_bf16 = round_bf16;
     }
     matmul_detail::matmul_avx512(parts);
