@@ -7,7 +7,16 @@
 # every slot, which is what llama-diffusion-cli does per step. llama.cpp's figure is the
 # "time per step" it prints (total / steps: includes its one cold first step and its
 # sampling, also printed); unmask's is `unmask bench` (median of REPEAT forwards after a
-# warm-up, no sampling). The cold step costs llama.cpp about one extra second on the 1B
+# warm-up, no sampling) — the kernels against each other.
+# A second unmask figure is a real decoding step with llama.cpp's schedule: `unmask run
+# --decoder reference` (LLaDA's low-confidence remasking, as llama-diffusion-cli runs it)
+# on the same CANVAS slots, no cache, BLOCK-slot blocks and the same steps per block
+# (STEPS / (CANVAS / BLOCK)), total seconds / forwards: cold first step and sampling
+# included, as in llama.cpp's figure. Its prompt is BLOCK token ids so the generated part
+# (CANVAS - BLOCK) is whole blocks, as unmask's reference decoder requires; llama.cpp's
+# step cost does not depend on its prompt (it always computes every slot and every
+# logit row). unmask's step computes logits only for the masked slots of the current
+# block (the only ones the rule can commit) and finishes the last layer only for them. The cold step costs llama.cpp about one extra second on the 1B
 # F16 file here, so at 8 steps its figure is ~0.1 s per step above its steady state; the
 # default of 32 steps keeps that under 0.03 s, so the comparison is warm against warm. The engines run alternately, ROUNDS times, so a busy machine
 # slows both alike; the table gives medians over rounds and the load average seen.
@@ -88,6 +97,19 @@ for line in sys.stdin:
         print("%.4f %.2f" % (j["ms_per_forward"] / 1000, j["cpu_ms_per_forward"] / (j["ms_per_forward"] * j["threads"])))'
 }
 
+# Prints unmask's seconds per decoding step (see the header) and its CPU share.
+unmask_gen_step() {
+  local ids log line wall user sys
+  ids=$(seq -s, 100 $((100 + BLOCK - 1)))
+  log=$(/usr/bin/time -f "%e %U %S" -o "$WORK/unmask-time.txt" "$UNMASK" run -m "$1" --decoder reference --ids "$ids" \
+          --gen-length $((CANVAS - BLOCK)) --block-length "$BLOCK" --steps $((STEPS * (CANVAS - BLOCK) / CANVAS)) \
+          --threads "$THREADS" --no-live --print-ids 2>&1) ||
+    { echo "$log" | tail -5 >&2; echo "$0: unmask run failed on $1" >&2; exit 1; }
+  line=$(echo "$log" | sed -n 's/^unmask: \([0-9]*\) forwards, [0-9]* tokens in \([0-9.]*\) s.*/\1 \2/p')
+  read -r wall user sys < "$WORK/unmask-time.txt"
+  echo "$line $wall $user $sys" | awk -v t="$THREADS" '{ printf "%.4f %.2f\n", $2 / $1, ($4 + $5) / (t * $3) }'
+}
+
 echo -e "round\ttype\tengine\ts_per_step\tsampling_s_per_step\tcpu_share\tload1_before" > "$OUT"
 for ((r = 1; r <= ROUNDS; ++r)); do
   for t in $TYPES; do
@@ -96,6 +118,8 @@ for ((r = 1; r <= ROUNDS; ++r)); do
     echo -e "$r\t$t\tllama.cpp\t$s\t$samp\t$share\t$l" | tee -a "$OUT" >&2
     l=$(load1); read -r s share < <(unmask_step "$f")
     echo -e "$r\t$t\tunmask\t$s\t-\t$share\t$l" | tee -a "$OUT" >&2
+    l=$(load1); read -r s share < <(unmask_gen_step "$f")
+    echo -e "$r\t$t\tunmask-step\t$s\t-\t$share\t$l" | tee -a "$OUT" >&2
   done
 done
 
@@ -110,7 +134,7 @@ def med(t, e, scaled=False):
                              for r in rows if r["type"] == t and r["engine"] == e)
 loads = [float(r["load1_before"]) for r in rows]
 types = list(dict.fromkeys(r["type"] for r in rows))
-print(f"threads {sys.argv[2]}, canvas {sys.argv[3]}, llama.cpp steps {sys.argv[4]}, rounds {len(rows) // (2 * len(types))}, "
+print(f"threads {sys.argv[2]}, canvas {sys.argv[3]}, llama.cpp steps {sys.argv[4]}, rounds {len(rows) // (3 * len(types))}, "
       f"load average (1 min) {min(loads):.2f}..{max(loads):.2f}\n")
 print("| GGUF type | llama.cpp s/step | unmask s/step | unmask speed-up | vs llama.cpp F16 "
       "| llama.cpp s x share | unmask s x share | speed-up x share |")
@@ -121,4 +145,10 @@ for t in types:
     ls, us = med(t, "llama.cpp", True), med(t, "unmask", True)
     print(f"| {t.upper()} | {l:.3f} | {u:.3f} | {l / u:.2f}x | {med(ref, 'llama.cpp') / u:.2f}x "
           f"| {ls:.3f} | {us:.3f} | {ls / us:.2f}x |")
+print("\nDecoding steps (unmask run --decoder reference, llama.cpp's schedule; see the script's header):\n")
+print("| GGUF type | llama.cpp s/step | unmask s/step | unmask speed-up | vs llama.cpp F16 |")
+print("|---|---|---|---|---|")
+for t in types:
+    l, u = med(t, "llama.cpp"), med(t, "unmask-step")
+    print(f"| {t.upper()} | {l:.3f} | {u:.3f} | {l / u:.2f}x | {med(ref, 'llama.cpp') / u:.2f}x |")
 EOF

@@ -162,6 +162,64 @@ TEST_P(FixtureForward, LogitRowSubsetEqualsFullRows) {
   EXPECT_LT(none.flops, full.flops);
 }
 
+// The last layer finishes only the rows read back (forward.cpp): two sequences, the
+// second with no logit rows at all, and a KV cache written by the same call. The kept
+// rows' logits match the full call's, the cache gets every row's k/v all the same, and
+// the saved work shows in the FLOP count (more than the LM head rows alone).
+TEST_P(FixtureForward, LastLayerFinishesOnlyTheRowsReadBack) {
+  const std::string dir = test::data_dir() + "/" + GetParam();
+  const auto model = load_model(dir);
+  const ModelConfig& c = model->config;
+  const std::vector<ForwardCase> cases = forward_cases(dir);
+  const std::vector<int32_t>&a = cases.at(0).ids, &b = cases.at(1).ids;
+  ForwardBatch batch;
+  batch.tokens = a;
+  batch.tokens.insert(batch.tokens.end(), b.begin(), b.end());
+  for (size_t i = 0; i < a.size(); ++i) batch.positions.push_back(int32_t(i));
+  for (size_t i = 0; i < b.size(); ++i) batch.positions.push_back(int32_t(i));
+  const int32_t n = int32_t(batch.tokens.size()), na = int32_t(a.size());
+  batch.seq_offsets = {0, na, n};
+  KvCache cache_full, cache_some;
+  const int capacity = int(std::max(a.size(), b.size()));
+  cache_full.reset(c, capacity);
+  cache_some.reset(c, capacity);
+
+  ForwardOutput full, some;
+  for (int32_t r = 0; r < n; ++r) batch.logit_rows.push_back(r);
+  batch.kv = {SequenceKv{}, SequenceKv{&cache_full, {}, true}};
+  forward(*model, batch, &full);
+  batch.logit_rows = {na - 1, 2, 0, 2};  // first sequence only, any order, a repeat
+  batch.kv = {SequenceKv{}, SequenceKv{&cache_some, {}, true}};
+  forward(*model, batch, &some);
+
+  const size_t vocab = size_t(c.vocab);
+  ASSERT_EQ(some.logits.size(), batch.logit_rows.size() * vocab);
+  for (size_t r = 0; r < batch.logit_rows.size(); ++r) {
+    const size_t row = size_t(batch.logit_rows[r]);
+    const std::vector<float> got(some.logits.begin() + std::ptrdiff_t(r * vocab),
+                                 some.logits.begin() + std::ptrdiff_t((r + 1) * vocab));
+    const std::vector<float> want(full.logits.begin() + std::ptrdiff_t(row * vocab),
+                                  full.logits.begin() + std::ptrdiff_t((row + 1) * vocab));
+    // The same row through fewer-row products: only the kernels' blocking can differ.
+    EXPECT_LE(max_abs_diff(got, want), 1e-5) << "requested row " << row;
+  }
+  EXPECT_EQ(cache_some.k, cache_full.k);
+  EXPECT_EQ(cache_some.v, cache_full.v);
+  const double head_saved = 2.0 * double(n - 3) * double(c.hidden) * double(c.vocab);
+  EXPECT_LT(some.flops, full.flops - head_saved) << "the last layer ran rows nobody reads";
+
+  // Nothing read back: the call only stores k/v (the same as before), no logits.
+  KvCache cache_none;
+  cache_none.reset(c, capacity);
+  batch.logit_rows.clear();
+  batch.kv = {SequenceKv{}, SequenceKv{&cache_none, {}, true}};
+  ForwardOutput none;
+  forward(*model, batch, &none);
+  EXPECT_TRUE(none.logits.empty());
+  EXPECT_EQ(cache_none.k, cache_full.k);
+  EXPECT_EQ(cache_none.v, cache_full.v);
+}
+
 INSTANTIATE_TEST_SUITE_P(TinyModels, FixtureForward, ::testing::Values("llada-tiny", "dream-tiny"));
 
 TEST(ForwardValidation, RejectsBadBatches) {

@@ -12,6 +12,11 @@
 //               h = rms_norm(x, ffn_norm);  x += (silu(h·Wg^T) * h·Wu^T)·Wd^T  (dense layer)
 //                                           x += moe_ffn(h)                    (MoE layer, models/moe.cpp)
 //   final:      h = rms_norm(x, final_norm);  logits[r] = h[logit_rows[r]]·Whead^T
+//
+// The last layer carries on past its k/v only the rows the caller reads (logit_rows, or
+// all with capture_hidden): a diffusion step asks for the logits of its still-masked
+// slots, and every other row's attention output, o-projection and MLP there would be
+// thrown away. Each row's arithmetic is the same either way (row-independent kernels).
 #include <algorithm>
 #include <string>
 #include <vector>
@@ -108,6 +113,27 @@ void key_rows(const KeyOrder& order, const SequenceKv* kv, int layer, const floa
   }
 }
 
+// Rows the last layer finishes: the sorted, distinct logit rows, or all n rows when the
+// hidden states are captured. (Below the last layer every row feeds the next one's k/v.)
+std::vector<int32_t> output_rows(const ForwardBatch& b, int64_t n) {
+  std::vector<int32_t> rows;
+  if (b.capture_hidden) {
+    rows.resize(size_t(n));
+    for (int64_t r = 0; r < n; ++r) rows[size_t(r)] = int32_t(r);
+    return rows;
+  }
+  rows = b.logit_rows;
+  std::sort(rows.begin(), rows.end());
+  rows.erase(std::unique(rows.begin(), rows.end()), rows.end());
+  return rows;
+}
+
+// Keeps rows `keep` (ascending) of a row-major [.., width] buffer, moved to the front in order.
+void keep_rows(float* data, int64_t width, const std::vector<int32_t>& keep) {
+  for (size_t i = 0; i < keep.size(); ++i)
+    if (int64_t(keep[i]) != int64_t(i)) std::copy_n(data + keep[i] * width, width, data + int64_t(i) * width);
+}
+
 }  // namespace
 
 void forward(const Model& model, const ForwardBatch& batch, ForwardOutput* out) {
@@ -163,6 +189,11 @@ void forward(const Model& model, const ForwardBatch& batch, ForwardOutput* out) 
   if (batch.capture_hidden) out->hidden.assign(size_t(c.n_layers + 1) * size_t(n * d), 0.0f);
   ops::embedding_lookup(W.embed, batch.tokens.data(), n, x.data());
 
+  // Query rows of attention onwards: all n, until the last layer keeps the output rows.
+  const std::vector<int32_t> keep = output_rows(batch, n);
+  int64_t live = n;
+  std::vector<int32_t> q_offsets = offsets, q_positions = batch.positions;
+
   for (int l = 0; l < c.n_layers; ++l) {
     const LayerWeights& L = W.layers[size_t(l)];
     if (batch.capture_hidden) std::copy(x.begin(), x.end(), out->hidden.begin() + l * n * d);
@@ -179,22 +210,35 @@ void forward(const Model& model, const ForwardBatch& batch, ForwardOutput* out) 
     }
     ops::rope_neox(q.data(), n, rope, rope_q);
     ops::rope_neox(k.data(), n, rope, rope_k);
-    // All sequences' attention in one call (one parallel region over sequence x head).
+    if (l == c.n_layers - 1 && int64_t(keep.size()) < n) {
+      // q / x rows [n] -> [live]; k / v keep all n rows (they are the keys of the kept rows).
+      keep_rows(q.data(), q_dim, keep);
+      keep_rows(x.data(), d, keep);
+      live = int64_t(keep.size());
+      for (size_t i = 0; i < keep.size(); ++i) q_positions[i] = batch.positions[size_t(keep[i])];
+      for (size_t s = 0; s < offsets.size(); ++s)
+        q_offsets[s] = int32_t(std::lower_bound(keep.begin(), keep.end(), offsets[s]) - keep.begin());
+    }
+    // All sequences' attention in one call (one parallel region over sequence x head);
+    // queries: rows [q_offsets[s], q_offsets[s+1]), keys: the sequence's n rows + cache.
+    int n_jobs = 0;
     for (int s = 0; s < n_seq; ++s) {
-      const int64_t begin = offsets[size_t(s)], len = offsets[size_t(s) + 1] - begin;
+      const int64_t begin = offsets[size_t(s)], q_begin = q_offsets[size_t(s)];
+      const int64_t q_len = q_offsets[size_t(s) + 1] - q_begin;
+      if (q_len == 0) continue;
       key_rows(orders[size_t(s)], seq_kv(s), l, k.data() + begin * kv_dim, v.data() + begin * kv_dim, kv_dim,
                k_rows[size_t(s)], v_rows[size_t(s)]);
       const int64_t nk = int64_t(k_rows[size_t(s)].size());
-      jobs[size_t(s)] = ops::AttentionJob{q.data() + begin * q_dim, len, k_rows[size_t(s)].data(), v_rows[size_t(s)].data(),
-                                          nk, attn.data() + begin * q_dim,
-                                          ops::AttentionMask{block, batch.positions.data() + begin, orders[size_t(s)].pos.data()}};
-      out->flops += 4.0 * double(len) * double(nk) * double(q_dim);  // QK^T and PV
+      jobs[size_t(n_jobs++)] =
+          ops::AttentionJob{q.data() + q_begin * q_dim, q_len, k_rows[size_t(s)].data(), v_rows[size_t(s)].data(),
+                            nk, attn.data() + q_begin * q_dim,
+                            ops::AttentionMask{block, q_positions.data() + q_begin, orders[size_t(s)].pos.data()}};
+      out->flops += 4.0 * double(q_len) * double(nk) * double(q_dim);  // QK^T and PV
     }
     if (batch.reference_precision && !bf16) {
-      for (const ops::AttentionJob& job : jobs)
-        ops::attention_job_reference(job, attn_shape);
-    } else {
-      ops::attention_jobs(jobs.data(), n_seq, attn_shape, bf16);
+      for (int j = 0; j < n_jobs; ++j) ops::attention_job_reference(jobs[size_t(j)], attn_shape);
+    } else if (n_jobs > 0) {
+      ops::attention_jobs(jobs.data(), n_jobs, attn_shape, bf16);
     }
     for (int s = 0; s < n_seq; ++s) {
       const SequenceKv* kv = seq_kv(s);
@@ -205,30 +249,34 @@ void forward(const Model& model, const ForwardBatch& batch, ForwardOutput* out) 
         std::copy_n(v.data() + r * kv_dim, kv_dim, kv->cache->v_row(l, pos));
       }
     }
-    linear(attn.data(), n, {{L.wo, nullptr, tmp.data()}}, call, out);
-    ops::add_inplace(x.data(), tmp.data(), n * d, bf16);
+    if (live == 0) break;  // nothing read past this layer's k/v (a store-only call)
+    linear(attn.data(), live, {{L.wo, nullptr, tmp.data()}}, call, out);
+    ops::add_inplace(x.data(), tmp.data(), live * d, bf16);
 
-    ops::rms_norm(x.data(), n, d, L.ffn_norm, c.rms_eps, bf16, h.data());
+    ops::rms_norm(x.data(), live, d, L.ffn_norm, c.rms_eps, bf16, h.data());
     if (c.moe.is_moe_layer(l)) {
-      moe_ffn(c, L, h.data(), n, call, tmp.data(), out);
+      moe_ffn(c, L, h.data(), live, call, tmp.data(), out);
     } else {
-      linear(h.data(), n, {{L.w_gate, nullptr, gate.data()}, {L.w_up, nullptr, up.data()}}, call, out);
-      ops::silu_mul(gate.data(), up.data(), n * c.ffn, bf16);
-      linear(gate.data(), n, {{L.w_down, nullptr, tmp.data()}}, call, out);
+      linear(h.data(), live, {{L.w_gate, nullptr, gate.data()}, {L.w_up, nullptr, up.data()}}, call, out);
+      ops::silu_mul(gate.data(), up.data(), live * c.ffn, bf16);
+      linear(gate.data(), live, {{L.w_down, nullptr, tmp.data()}}, call, out);
     }
-    ops::add_inplace(x.data(), tmp.data(), n * d, bf16);
+    ops::add_inplace(x.data(), tmp.data(), live * d, bf16);
   }
 
-  ops::rms_norm(x.data(), n, d, W.final_norm, c.rms_eps, bf16, h.data());
-  if (batch.capture_hidden) std::copy(h.begin(), h.end(), out->hidden.begin() + c.n_layers * n * d);
-
-  // LM head only on the requested rows.
+  // LM head only on the requested rows; x holds rows `keep` when live < n.
   const int64_t rows = int64_t(batch.logit_rows.size());
   out->logits.assign(size_t(rows) * size_t(c.vocab), 0.0f);
+  if (live == 0) return;
+  ops::rms_norm(x.data(), live, d, W.final_norm, c.rms_eps, bf16, h.data());
+  if (batch.capture_hidden) std::copy(h.begin(), h.end(), out->hidden.begin() + c.n_layers * n * d);
   if (rows == 0) return;
   std::vector<float> picked(size_t(rows * d));
-  for (int64_t r = 0; r < rows; ++r)
-    std::copy_n(h.data() + int64_t(batch.logit_rows[size_t(r)]) * d, d, picked.data() + r * d);
+  for (int64_t r = 0; r < rows; ++r) {
+    const int32_t row = batch.logit_rows[size_t(r)];
+    const int64_t at = live == n ? row : std::lower_bound(keep.begin(), keep.end(), row) - keep.begin();
+    std::copy_n(h.data() + at * d, d, picked.data() + r * d);
+  }
   linear(picked.data(), rows, {{W.lm_head, nullptr, out->logits.data()}}, call, out);
 }
 
