@@ -7,6 +7,7 @@
 // the forward is one function built from shared blocks.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -125,6 +126,13 @@ struct LoadOptions {
 // Loads config.json (+ generation_config.json) and binds the weights of a model
 // folder. Throws Error naming the file / field / tensor on any problem.
 std::unique_ptr<Model> load_model(const std::string& dir, const LoadOptions& options = {});
+
+// Brings every weight's pages of the mapped files into memory now, so the first forward
+// does not stop on hundreds of thousands of page faults (~1 s on a 2 GB file): the
+// distinct byte ranges of the weights, in address order, 64 MiB per madvise
+// (MADV_POPULATE_READ; one read per page where the kernel lacks it). Calls
+// on_progress(bytes done, bytes total) after each piece. Borrows the model.
+void prefetch_weights(const Model& model, const std::function<void(size_t done, size_t total)>& on_progress = {});
 
 // Per-canvas key/value store: every layer's K (after RoPE) and V rows, indexed by
 // canvas position, f32. Owns its buffers; a ForwardBatch borrows it.

@@ -1,6 +1,10 @@
 // load_model: config.json -> family -> ModelConfig; weights bound from the
 // folder's safetensors; generation_config.json and the tokenizer files fill in
 // generation defaults and special-token roles the config does not carry.
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 
@@ -168,6 +172,60 @@ int64_t layer_parameter_count(const LayerWeights& L, int experts) {
     for (const TensorView* t : {&L.experts[size_t(e)].w_gate, &L.experts[size_t(e)].w_up, &L.experts[size_t(e)].w_down})
       n += t->numel();
   return n;
+}
+
+namespace {
+
+// Every bound weight's bytes as [begin, end), merged where they overlap or touch (a tied
+// LM head is the embedding), in address order.
+std::vector<std::pair<uintptr_t, uintptr_t>> weight_ranges(const ModelWeights& w) {
+  std::vector<std::pair<uintptr_t, uintptr_t>> r;
+  auto add = [&](const TensorView& t) {
+    if (t.data) r.emplace_back(uintptr_t(t.data), uintptr_t(t.data) + t.nbytes());
+  };
+  add(w.embed);
+  add(w.final_norm);
+  add(w.lm_head);
+  for (const LayerWeights& L : w.layers) {
+    for (const TensorView* t : {&L.attn_norm, &L.wq, &L.wk, &L.wv, &L.bq, &L.bk, &L.bv, &L.wo, &L.ffn_norm, &L.w_gate,
+                                &L.w_up, &L.w_down, &L.q_norm, &L.k_norm, &L.router, &L.router_bias, &L.shared.w_gate,
+                                &L.shared.w_up, &L.shared.w_down})
+      add(*t);
+    for (const LayerWeights::Expert& e : L.experts)
+      for (const TensorView* t : {&e.w_gate, &e.w_up, &e.w_down}) add(*t);
+  }
+  std::sort(r.begin(), r.end());
+  std::vector<std::pair<uintptr_t, uintptr_t>> merged;
+  for (const auto& [b, e] : r) {
+    if (!merged.empty() && b <= merged.back().second) merged.back().second = std::max(merged.back().second, e);
+    else merged.emplace_back(b, e);
+  }
+  return merged;
+}
+
+}  // namespace
+
+void prefetch_weights(const Model& model, const std::function<void(size_t done, size_t total)>& on_progress) {
+  const auto ranges = weight_ranges(model.weights);
+  size_t total = 0, done = 0;
+  for (const auto& [b, e] : ranges) total += e - b;
+  const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
+  constexpr uintptr_t kPiece = uintptr_t(64) << 20;
+  for (const auto& [b, e] : ranges) {
+    for (uintptr_t p = b; p < e;) {
+      const uintptr_t q = std::min(e, p + kPiece);
+      const uintptr_t lo = p / page * page, hi = (q + page - 1) / page * page;
+      if (madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_POPULATE_READ) != 0) {
+        // Kernels before 5.14 (EINVAL): fault the pages in by reading one byte of each.
+        unsigned char sink = 0;
+        for (uintptr_t a = p; a < q; a = (a / page + 1) * page) sink ^= *reinterpret_cast<const volatile unsigned char*>(a);
+        (void)sink;
+      }
+      done += q - p;
+      if (on_progress) on_progress(done, total);
+      p = q;
+    }
+  }
 }
 
 int64_t active_parameter_count(const Model& model) {

@@ -25,6 +25,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "load_progress.h"
 #include "bench_decode.h"
 #include "commands.h"
 #include "models/random_model.h"
@@ -283,7 +284,7 @@ std::unique_ptr<Model> build_model(const BenchArgs& a) {
     std::fprintf(stderr, "bench: building random model %s\n", a.random_spec.c_str());
     model = make_random_model(spec);
   } else {
-    model = load_model(a.model_dir, LoadOptions{.weights_file = a.weights});
+    model = load_model_warm(a.model_dir, LoadOptions{.weights_file = a.weights});
     if (!a.dtype.empty() && parse_dtype(a.dtype) != model->weight_dtype)
       throw Error("--dtype " + a.dtype + " does not match the weights of " + a.model_dir + " (" +
                   std::string(dtype_name(model->weight_dtype)) + "); choose the weights file with --weights");

@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "load_progress.h"
 #include "commands.h"
 #include "models/gguf_model.h"
 #include "unmask/error.h"
@@ -35,7 +36,7 @@ void run_eval(const EvalArgs& a) {
   std::ifstream f(a.data, std::ios::binary);
   if (!f) throw Error(a.data + ": cannot open");
   const std::string text(std::istreambuf_iterator<char>(f), {});
-  auto model = load_model(a.model_dir, LoadOptions{.weights_file = a.weights});
+  auto model = load_model_warm(a.model_dir, LoadOptions{.weights_file = a.weights});
   const Tokenizer tok = model->gguf ? load_gguf_tokenizer(model->gguf->path()) : Tokenizer::from_dir(a.model_dir);
   const std::vector<int32_t> tokens = tok.encode(text, EncodeOptions{.parse_special = false, .add_special_tokens = false});
   EvalOptions o;

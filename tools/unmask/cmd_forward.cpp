@@ -4,6 +4,7 @@
 
 #include <cstdio>
 
+#include "load_progress.h"
 #include "commands.h"
 #include "token_args.h"
 #include "unmask/error.h"
@@ -20,7 +21,7 @@ struct ForwardArgs {
 
 void run_forward(const ForwardArgs& a) {
   if (a.threads > 0) omp_set_num_threads(a.threads);
-  auto model = load_model(a.model_dir, LoadOptions{.weights_file = a.weights});
+  auto model = load_model_warm(a.model_dir, LoadOptions{.weights_file = a.weights});
   const ModelConfig& c = model->config;
   ForwardBatch batch;
   batch.tokens = parse_id_list(a.ids, c.vocab);

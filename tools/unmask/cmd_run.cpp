@@ -19,6 +19,7 @@
 #include <filesystem>
 #include <optional>
 
+#include "load_progress.h"
 #include "canvas_view.h"
 #include "commands.h"
 #include "default_model.h"
@@ -181,7 +182,7 @@ void run_generate(const RunArgs& a) {
                 "need --decoder fast");
   if (fast && (a.cfg != 0 || a.alg || a.remasking != "low_confidence"))
     throw Error("--cfg, --alg and --remasking belong to the reference decoders: add --decoder reference");
-  auto model = load_model(a.model_dir, LoadOptions{.weights_file = a.weights});
+  auto model = load_model_warm(a.model_dir, LoadOptions{.weights_file = a.weights});
   const ModelConfig& c = model->config;
   const bool infill = !a.infill.empty();
   if (int(a.prompt.empty()) + int(a.ids.empty()) + int(!infill) != 2)
