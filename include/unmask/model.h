@@ -162,7 +162,7 @@ struct ForwardBatch {
   std::vector<int32_t> tokens;       // [n] token ids
   std::vector<int32_t> positions;    // [n] absolute positions (RoPE)
   std::vector<int32_t> seq_offsets;  // [n_seq + 1], starts at 0, ends at n; empty = one sequence
-  std::vector<int32_t> logit_rows;   // hidden rows to run the LM head on
+  std::vector<int32_t> logit_rows;   // hidden rows to run the LM head on (the last layer runs only these)
   std::vector<SequenceKv> kv;        // empty, or one per sequence
   bool capture_hidden = false;       // also return every layer's input + the final norm output
   // Matmuls and attention accumulate in double (scalar reference kernels): ~100x slower.
@@ -183,7 +183,8 @@ struct ForwardOutput {
   // the tokens routed to it), and what a token-by-token loop would read (top_k experts
   // per token per layer); the first is the minimum for the routing chosen.
   double expert_bytes = 0, expert_bytes_token_loop = 0;
-  // MoE: per MoE layer, the chosen experts [n, top_k] (ascending layer order).
+  // MoE: per MoE layer, the chosen experts [rows, top_k] (ascending layer order); rows is n,
+  // except in the last layer, which runs only the distinct logit rows unless capture_hidden.
   std::vector<std::vector<int32_t>> router_topk;
 };
 
