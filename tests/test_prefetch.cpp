@@ -48,7 +48,9 @@ TEST(PrefetchWeights, MapsEveryWeightPageAndReportsProgress) {
   const size_t total = calls.back().second;
   for (size_t i = 0; i < calls.size(); ++i) {
     EXPECT_EQ(calls[i].second, total);
-    if (i > 0) EXPECT_GT(calls[i].first, calls[i - 1].first);
+    if (i > 0) {
+      EXPECT_GT(calls[i].first, calls[i - 1].first);
+    }
   }
   EXPECT_EQ(calls.back().first, total);
   // The weights are the file minus its JSON header (every tensor is bound; none tied here).
