@@ -51,6 +51,7 @@ PROMPT="The capital of France is"
 [[ -x "$UNMASK" ]] || { echo "$0: no unmask binary at $UNMASK (set UNMASK=...)" >&2; exit 2; }
 (( CANVAS % BLOCK == 0 && STEPS % (CANVAS / BLOCK) == 0 )) ||
   { echo "$0: llama-diffusion-cli needs CANVAS % BLOCK == 0 and STEPS a multiple of CANVAS / BLOCK" >&2; exit 2; }
+(( CANVAS > BLOCK )) || { echo "$0: the decoding-step run needs CANVAS > BLOCK (its prompt is one block)" >&2; exit 2; }
 
 mkdir -p "$WORK"
 if [[ ! -f "$WORK/llada/model.safetensors" ]]; then
