@@ -113,16 +113,9 @@ void key_rows(const KeyOrder& order, const SequenceKv* kv, int layer, const floa
   }
 }
 
-// Rows the last layer finishes: the sorted, distinct logit rows, or all n rows when the
-// hidden states are captured. (Below the last layer every row feeds the next one's k/v.)
-std::vector<int32_t> output_rows(const ForwardBatch& b, int64_t n) {
-  std::vector<int32_t> rows;
-  if (b.capture_hidden) {
-    rows.resize(size_t(n));
-    for (int64_t r = 0; r < n; ++r) rows[size_t(r)] = int32_t(r);
-    return rows;
-  }
-  rows = b.logit_rows;
+// The sorted, distinct logit rows: what the last layer finishes unless the hidden states
+// are captured. (Below the last layer every row feeds the next one's k/v.)
+std::vector<int32_t> distinct_rows(std::vector<int32_t> rows) {
   std::sort(rows.begin(), rows.end());
   rows.erase(std::unique(rows.begin(), rows.end()), rows.end());
   return rows;
@@ -190,7 +183,8 @@ void forward(const Model& model, const ForwardBatch& batch, ForwardOutput* out) 
   ops::embedding_lookup(W.embed, batch.tokens.data(), n, x.data());
 
   // Query rows of attention onwards: all n, until the last layer keeps the output rows.
-  const std::vector<int32_t> keep = output_rows(batch, n);
+  const std::vector<int32_t> keep = distinct_rows(batch.logit_rows);
+  const bool prune = !batch.capture_hidden && int64_t(keep.size()) < n;
   int64_t live = n;
   std::vector<int32_t> q_offsets = offsets, q_positions = batch.positions;
 
@@ -210,7 +204,7 @@ void forward(const Model& model, const ForwardBatch& batch, ForwardOutput* out) 
     }
     ops::rope_neox(q.data(), n, rope, rope_q);
     ops::rope_neox(k.data(), n, rope, rope_k);
-    if (l == c.n_layers - 1 && int64_t(keep.size()) < n) {
+    if (prune && l == c.n_layers - 1) {
       // q / x rows [n] -> [live]; k / v keep all n rows (they are the keys of the kept rows).
       keep_rows(q.data(), q_dim, keep);
       keep_rows(x.data(), d, keep);

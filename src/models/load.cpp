@@ -162,19 +162,20 @@ std::unique_ptr<Model> load_model(const std::string& dir, const LoadOptions& opt
   return model;
 }
 
-int64_t layer_parameter_count(const LayerWeights& L, int experts) {
-  int64_t n = 0;
+namespace {
+
+// Calls f(view) for each of a layer's tensors that holds data, with the first `experts`
+// routed experts.
+template <class F>
+void for_each_layer_weight(const LayerWeights& L, int experts, F&& f) {
   for (const TensorView* t : {&L.attn_norm, &L.wq, &L.wk, &L.wv, &L.bq, &L.bk, &L.bv, &L.wo, &L.ffn_norm, &L.w_gate,
                               &L.w_up, &L.w_down, &L.q_norm, &L.k_norm, &L.router, &L.router_bias, &L.shared.w_gate,
                               &L.shared.w_up, &L.shared.w_down})
-    if (t->data) n += t->numel();
+    if (t->data) f(*t);
   for (int e = 0; e < experts && e < int(L.experts.size()); ++e)
     for (const TensorView* t : {&L.experts[size_t(e)].w_gate, &L.experts[size_t(e)].w_up, &L.experts[size_t(e)].w_down})
-      n += t->numel();
-  return n;
+      if (t->data) f(*t);
 }
-
-namespace {
 
 // Every bound weight's bytes as [begin, end), merged where they overlap or touch (a tied
 // LM head is the embedding), in address order.
@@ -186,14 +187,7 @@ std::vector<std::pair<uintptr_t, uintptr_t>> weight_ranges(const ModelWeights& w
   add(w.embed);
   add(w.final_norm);
   add(w.lm_head);
-  for (const LayerWeights& L : w.layers) {
-    for (const TensorView* t : {&L.attn_norm, &L.wq, &L.wk, &L.wv, &L.bq, &L.bk, &L.bv, &L.wo, &L.ffn_norm, &L.w_gate,
-                                &L.w_up, &L.w_down, &L.q_norm, &L.k_norm, &L.router, &L.router_bias, &L.shared.w_gate,
-                                &L.shared.w_up, &L.shared.w_down})
-      add(*t);
-    for (const LayerWeights::Expert& e : L.experts)
-      for (const TensorView* t : {&e.w_gate, &e.w_up, &e.w_down}) add(*t);
-  }
+  for (const LayerWeights& L : w.layers) for_each_layer_weight(L, int(L.experts.size()), add);
   std::sort(r.begin(), r.end());
   std::vector<std::pair<uintptr_t, uintptr_t>> merged;
   for (const auto& [b, e] : r) {
@@ -204,6 +198,12 @@ std::vector<std::pair<uintptr_t, uintptr_t>> weight_ranges(const ModelWeights& w
 }
 
 }  // namespace
+
+int64_t layer_parameter_count(const LayerWeights& L, int experts) {
+  int64_t n = 0;
+  for_each_layer_weight(L, experts, [&](const TensorView& t) { n += t.numel(); });
+  return n;
+}
 
 void prefetch_weights(const Model& model, const std::function<void(size_t done, size_t total)>& on_progress) {
   const auto ranges = weight_ranges(model.weights);

@@ -118,12 +118,12 @@ Server::Server(const ServerOptions& options) : impl_(std::make_unique<Impl>()) {
   check(options.max_queue >= 0, "--max-queue must not be negative, got " + std::to_string(options.max_queue));
   check(options.default_max_tokens >= 1, "the default token limit must be at least 1");
   s.model = load_model(options.model_dir);
-  prefetch_weights(*s.model);  // the first request does not wait on page faults
   check(std::filesystem::exists(options.model_dir + "/tokenizer.json"),
         options.model_dir + ": no tokenizer.json; the server needs the model's tokenizer");
   s.tokenizer = Tokenizer::from_dir(options.model_dir);
   check(s.model->config.special.mask >= 0,
         options.model_dir + ": the model declares no mask token (config mask_token_id)");
+  prefetch_weights(*s.model);  // once the folder is known to serve: no page faults in the first request
   s.name = model_name(options);
   server::EngineOptions eo;
   eo.parallel = options.parallel;

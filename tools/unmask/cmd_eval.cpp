@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "progress_bar.h"
 #include "load_progress.h"
 #include "commands.h"
 #include "models/gguf_model.h"
@@ -48,10 +49,9 @@ void run_eval(const EvalArgs& a) {
   const auto t0 = std::chrono::steady_clock::now();
   const auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
   o.on_progress = [&](int done, int total) {
-    const int width = 30, filled = width * done / total;
     const double s = elapsed();
-    std::fprintf(stderr, "\r  eval [%s%s] %d/%d samples  %.1f s  ETA %.0f s\033[K", std::string(size_t(filled), '#').c_str(),
-                 std::string(size_t(width - filled), ' ').c_str(), done, total, s, s / done * (total - done));
+    std::fprintf(stderr, "\r  eval [%s] %d/%d samples  %.1f s  ETA %.0f s\033[K", progress_bar(done, total).c_str(), done,
+                 total, s, s / done * (total - done));
   };
   const EvalResult r = evaluate_likelihood(*model, tokens, o);
   std::fprintf(stderr, "\n");

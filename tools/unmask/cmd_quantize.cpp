@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <string>
 
+#include "progress_bar.h"
 #include "commands.h"
 #include "models/gguf_model.h"
 #include "unmask/error.h"
@@ -42,11 +43,9 @@ void run_quantize(const QuantizeArgs& a) {
   if (has_tokenizer) o.tokenizer_source = a.in;
   o.on_tensor = [&](size_t done, size_t total) {
     if (!tty && done != total) return;
-    const int width = 30, filled = int(width * done / total);
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    std::fprintf(stderr, "\r  quantize [%s%s] %zu/%zu tensors  %.1f s  ETA %.0f s\033[K",
-                 std::string(size_t(filled), '#').c_str(), std::string(size_t(width - filled), ' ').c_str(), done,
-                 total, s, s / double(done) * double(total - done));
+    std::fprintf(stderr, "\r  quantize [%s] %zu/%zu tensors  %.1f s  ETA %.0f s\033[K",
+                 progress_bar(int64_t(done), int64_t(total)).c_str(), done, total, s, s / double(done) * double(total - done));
   };
   write_gguf_model(*model, a.out, o);
   std::fprintf(stderr, "\nquantize: %s -> %s (%s, %.1f MiB)%s\n", a.in.c_str(), a.out.c_str(), a.type.c_str(),

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <iterator>
 
+#include "progress_bar.h"
 #include "commands.h"
 #include "unmask/error.h"
 #include "unmask/tokenizer.h"
@@ -61,10 +62,9 @@ void run_train_tokenizer(const TrainTokenizerArgs& a) {
   o.vocab_size = a.vocab_size;
   o.min_frequency = a.min_frequency;
   o.on_progress = [&](const BpeTrainProgress& p) {
-    const int width = 30, filled = p.merges_target > 0 ? width * p.merges_done / p.merges_target : width;
-    std::fprintf(stderr, "\r  merges [%s%s] %d/%d  %.1f s  last '%s' x%lld\033[K",
-                 std::string(size_t(filled), '#').c_str(), std::string(size_t(width - filled), ' ').c_str(),
-                 p.merges_done, p.merges_target, elapsed(), printable(p.last_token).c_str(), (long long)p.best_count);
+    std::fprintf(stderr, "\r  merges [%s] %d/%d  %.1f s  last '%s' x%lld\033[K",
+                 progress_bar(p.merges_done, p.merges_target).c_str(), p.merges_done, p.merges_target, elapsed(),
+                 printable(p.last_token).c_str(), (long long)p.best_count);
   };
   const BpeVocabulary v = train_bpe(texts, o);
   std::fprintf(stderr, "\n");

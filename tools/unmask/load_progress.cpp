@@ -5,6 +5,8 @@
 #include <chrono>
 #include <cstdio>
 
+#include "progress_bar.h"
+
 namespace unmask::cli {
 
 std::unique_ptr<Model> load_model_warm(const std::string& dir, const LoadOptions& options) {
@@ -15,9 +17,8 @@ std::unique_ptr<Model> load_model_warm(const std::string& dir, const LoadOptions
   prefetch_weights(*model, [&](size_t done, size_t total) {
     bytes = total;
     if (!tty) return;
-    const int width = 30, filled = int(width * done / total);
-    std::fprintf(stderr, "\r  load [%s%s] %.2f/%.2f GB  %.1f s\033[K", std::string(size_t(filled), '#').c_str(),
-                 std::string(size_t(width - filled), ' ').c_str(), double(done) / 1e9, double(total) / 1e9,
+    std::fprintf(stderr, "\r  load [%s] %.2f/%.2f GB  %.1f s\033[K", progress_bar(int64_t(done), int64_t(total)).c_str(),
+                 double(done) / 1e9, double(total) / 1e9,
                  std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   });
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

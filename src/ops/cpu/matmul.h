@@ -5,9 +5,10 @@
 // W is a 2-D TensorView [out, k], F32 or BF16 (F16 and block types: qmatmul.h),
 // row-major with k contiguous, borrowed (typically from an mmapped safetensors file, so
 // it may be only 2-byte aligned: the kernels use unaligned loads only). x [n, k] and
-// y [n, out] are dense f32 row-major buffers owned by the caller; bias [out] is f32 or null. Nothing is retained after the
-// call; the SIMD paths allocate per call a private copy of x (with a padded row stride,
-// rounded to bf16 for BF16 weights) and small per-thread output tiles.
+// y [n, out] are dense f32 row-major buffers owned by the caller; bias [out] is f32 or
+// null. Nothing is retained after the call; the SIMD paths allocate per call a private
+// copy of x (with a padded row stride, rounded to bf16 for BF16 weights) and small
+// per-thread output tiles.
 //
 // Numerics:
 //   F32 W:  f32 products accumulated in f32 (FMA).
